@@ -1,0 +1,18 @@
+# Shared settings for the scripts; sourced, never run.
+# shellcheck shell=bash
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${PKTRING_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rust-pktring}
+KERNEL_VERSION=6.12
+KERNEL_TARBALL=/usr/src/linux-source-$KERNEL_VERSION.tar.xz
+LOGDIR=${PKTRING_LOGDIR:-$CACHE/logs}
+mkdir -p "$CACHE" "$LOGDIR"
+
+# Debian's rustc (with its library source) must win over rustup's; bindgen
+# comes from cargo install.
+export PATH="/usr/bin:$PATH:$HOME/.cargo/bin"
+export RUSTC=/usr/bin/rustc
+KMAKE=(make LLVM=-19 RUSTC=/usr/bin/rustc BINDGEN=bindgen)
+
+step() { printf '==> %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
