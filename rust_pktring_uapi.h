@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * rust_pktring: an mmap-able packet RX ring on a misc device (/dev/pktring).
+ *
+ * Each open file descriptor is one ring. PKTRING_IOC_SET_RING sets it up and
+ * starts capturing; mmap(2) of exactly info.mmap_size bytes at offset 0 maps
+ * it. The ring is frame_nr frames of frame_size bytes, block_size / frame_size
+ * frames in each of block_nr blocks, exactly as af_packet's TPACKET_V2
+ * PACKET_RX_RING lays them out:
+ *
+ *	frame i is at (i / frames_per_block) * block_size
+ *		   + (i % frames_per_block) * frame_size
+ *
+ * A frame starts with struct pktring_frame (layout-compatible with struct
+ * tpacket2_hdr), then a struct sockaddr_ll at info.sll_offset, then the packet
+ * from its MAC header at tp_mac (its network header at tp_net).
+ *
+ * Ownership is carried by tp_status alone: TP_STATUS_KERNEL (0) means the
+ * kernel may fill the frame; any non-zero value has TP_STATUS_USER set and
+ * means the frame is complete and belongs to user space, which hands it back
+ * by storing TP_STATUS_KERNEL (with release semantics) when done. Frames are
+ * filled in ring order; poll(2) reports POLLIN | POLLRDNORM when a frame is
+ * ready.
+ */
+#ifndef _UAPI_RUST_PKTRING_H
+#define _UAPI_RUST_PKTRING_H
+
+#include <linux/ioctl.h>
+#include <linux/if_packet.h>
+#include <linux/types.h>
+
+#define PKTRING_VERSION		1
+
+/* Capture selection: which protocol family and which hook. */
+#define PKTRING_FAMILY_IPV4	1
+#define PKTRING_FAMILY_IPV6	2
+#define PKTRING_FAMILY_BOTH	3
+
+#define PKTRING_HOOK_PRE_ROUTING 0	/* NF_INET_PRE_ROUTING */
+#define PKTRING_HOOK_LOCAL_IN	1	/* NF_INET_LOCAL_IN */
+#define PKTRING_HOOK_INGRESS	2	/* NF_NETDEV_INGRESS; needs an ifindex */
+
+/* Limits the module enforces on a ring request. */
+#define PKTRING_MAX_SNAPLEN	262144
+#define PKTRING_MAX_RING_BYTES	(256u << 20)
+
+/**
+ * struct pktring_req - ring request for PKTRING_IOC_SET_RING
+ * @size:	sizeof(struct pktring_req) as the caller was built with
+ * @version:	PKTRING_VERSION
+ * @block_size:	bytes per block: a multiple of the page size
+ * @block_nr:	number of blocks
+ * @frame_size:	bytes per frame: TPACKET_ALIGNMENT-aligned, at least
+ *		TPACKET2_HDRLEN, at most @block_size
+ * @frame_nr:	number of frames: exactly (block_size / frame_size) * block_nr
+ * @snaplen:	most bytes of a packet to copy (0: as many as fit in a frame)
+ * @family:	PKTRING_FAMILY_*
+ * @hook:	PKTRING_HOOK_*
+ * @ifindex:	capture only packets that arrive on this device (0: any)
+ * @priority:	netfilter hook priority
+ * @reserved:	must be zero
+ */
+struct pktring_req {
+	__u32 size;
+	__u32 version;
+	__u32 block_size;
+	__u32 block_nr;
+	__u32 frame_size;
+	__u32 frame_nr;
+	__u32 snaplen;
+	__u16 family;
+	__u16 hook;
+	__s32 ifindex;
+	__s32 priority;
+	__u32 reserved[4];
+};
+
+/**
+ * struct pktring_info - the mapped layout, from PKTRING_IOC_GET_INFO
+ * @size:	sizeof(struct pktring_info) as the module was built with
+ * @version:	PKTRING_VERSION
+ * @mmap_size:	bytes to map: block_size * block_nr
+ * @block_size:	as requested
+ * @block_nr:	as requested
+ * @frame_size:	as requested
+ * @frame_nr:	as requested
+ * @hdr_len:	sizeof(struct pktring_frame)
+ * @sll_offset:	offset of the struct sockaddr_ll in a frame
+ * @snaplen:	the effective snaplen
+ * @reserved:	zero
+ */
+struct pktring_info {
+	__u32 size;
+	__u32 version;
+	__aligned_u64 mmap_size;
+	__u32 block_size;
+	__u32 block_nr;
+	__u32 frame_size;
+	__u32 frame_nr;
+	__u32 hdr_len;
+	__u32 sll_offset;
+	__u32 snaplen;
+	__u32 reserved[5];
+};
+
+/**
+ * struct pktring_stats - counters since the last read, from
+ *			  PKTRING_IOC_GET_STATS (which clears them)
+ * @packets:	packets seen by the hook: delivered plus dropped, as in
+ *		af_packet's tp_packets
+ * @drops:	packets dropped because the next frame was not free
+ */
+struct pktring_stats {
+	__aligned_u64 packets;
+	__aligned_u64 drops;
+};
+
+/**
+ * struct pktring_frame - frame header, layout-compatible with tpacket2_hdr
+ *
+ * The fields up to @tp_vlan_tpid are those of struct tpacket2_hdr; @cpu and
+ * @rx_queue use its four bytes of padding. @rx_queue is 0xffff when the
+ * device recorded none.
+ */
+struct pktring_frame {
+	__u32 tp_status;
+	__u32 tp_len;
+	__u32 tp_snaplen;
+	__u16 tp_mac;
+	__u16 tp_net;
+	__u32 tp_sec;
+	__u32 tp_nsec;
+	__u16 tp_vlan_tci;
+	__u16 tp_vlan_tpid;
+	__u16 cpu;
+	__u16 rx_queue;
+};
+
+#define PKTRING_NO_RX_QUEUE	0xffff
+
+#define PKTRING_IOC_MAGIC	0xB9
+#define PKTRING_IOC_SET_RING	_IOW(PKTRING_IOC_MAGIC, 1, struct pktring_req)
+#define PKTRING_IOC_GET_INFO	_IOR(PKTRING_IOC_MAGIC, 2, struct pktring_info)
+#define PKTRING_IOC_GET_STATS	_IOR(PKTRING_IOC_MAGIC, 3, struct pktring_stats)
+
+#ifndef __cplusplus
+_Static_assert(sizeof(struct pktring_req) == 56, "pktring_req layout");
+_Static_assert(sizeof(struct pktring_info) == 64, "pktring_info layout");
+_Static_assert(sizeof(struct pktring_stats) == 16, "pktring_stats layout");
+_Static_assert(sizeof(struct pktring_frame) == sizeof(struct tpacket2_hdr),
+	       "pktring_frame must match tpacket2_hdr");
+#endif
+
+#endif /* _UAPI_RUST_PKTRING_H */
