@@ -27,8 +27,10 @@ kernel: setup
 kernel-debug: setup
 	@bash scripts/kernel.sh debug >/dev/null
 
-clippy: $(if $(filter $(CACHE)/%,$(KDIR)),kernel)
-	+$(KMAKE) CLIPPY=1 modules
+# The patch series (kernel crate and sample) and the module, with clippy.
+clippy: kernel
+	@bash scripts/kernel.sh base --clippy >/dev/null
+	+$(KMAKE) CLIPPY=1 CLIPPY_DRIVER=/usr/bin/clippy-driver modules
 
 rustfmt-check:
 	rustfmt --edition 2021 --check rust_pktring.rs ring.rs uapi.rs

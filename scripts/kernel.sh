@@ -10,6 +10,9 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
+# --clippy: rebuild the Rust code with clippy-driver and fail on any warning.
+clippy=
+[ "${2:-}" = --clippy ] && clippy=1
 flavour=${1:-base}
 case "$flavour" in
 base) fragments=("$TOP/kernel/config/base.config") ;;
@@ -36,7 +39,8 @@ key=$({
 exec 9>"$CACHE/kernel.lock"
 flock 9
 
-if [ -f "$out/arch/x86/boot/bzImage" ] && [ "$(cat "$out/.pktring-key" 2>/dev/null)" = "$key" ]; then
+if [ -z "$clippy" ] && [ -f "$out/arch/x86/boot/bzImage" ] &&
+	[ "$(cat "$out/.pktring-key" 2>/dev/null)" = "$key" ]; then
 	step "kernel ($flavour) is up to date in $out"
 	echo "$out"
 	exit 0
@@ -90,7 +94,7 @@ grep -q '^CONFIG_RUST=y' "$out/.config" ||
 
 step "building the $flavour kernel with $(nproc) jobs (log: $log)"
 start=$SECONDS
-"${KMAKE[@]}" -C "$src" O="$out" -j"$(nproc)" bzImage modules >>"$log" 2>&1 &
+"${KMAKE[@]}" -C "$src" O="$out" ${clippy:+CLIPPY=1} -j"$(nproc)" bzImage modules >>"$log" 2>&1 &
 pid=$!
 while kill -0 "$pid" 2>/dev/null; do
 	sleep 30
@@ -103,5 +107,9 @@ if ! wait "$pid"; then
 	die "kernel build failed (full log: $log)"
 fi
 echo "$key" >"$out/.pktring-key"
+if [ -n "$clippy" ] && grep -q '^warning' "$log"; then
+	grep -E '^warning' -A6 "$log" >&2
+	die "clippy found warnings in the kernel crate (log: $log)"
+fi
 step "kernel ($flavour) built in $(((SECONDS - start) / 60))m$(((SECONDS - start) % 60))s: $out/arch/x86/boot/bzImage"
 echo "$out"

@@ -12,7 +12,8 @@ mkdir -p "$CACHE" "$LOGDIR"
 # comes from cargo install.
 export PATH="/usr/bin:$PATH:$HOME/.cargo/bin"
 export RUSTC=/usr/bin/rustc
-KMAKE=(make LLVM=-19 RUSTC=/usr/bin/rustc BINDGEN=bindgen)
+KMAKE=(make LLVM=-19 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTFMT=/usr/bin/rustfmt
+	CLIPPY_DRIVER=/usr/bin/clippy-driver BINDGEN=bindgen)
 
 step() { printf '==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
