@@ -13,10 +13,13 @@
 //! `PKTRING_IOC_SET_RING` validates the geometry and capture selection, allocates the ring and
 //! starts capturing; `mmap()` of exactly `info.mmap_size` bytes at offset 0, shared, not
 //! executable, maps it; `poll()` reports `POLLIN | POLLRDNORM` when a frame is ready;
-//! `PKTRING_IOC_GET_STATS` returns and clears the counters. Closing the file stops the capture;
-//! a mapping stays valid until it is unmapped. Errors: `EINVAL` for a bad request or mapping,
-//! `EBUSY` for a second set-up, `EPERM` for an executable mapping, `ENOTTY` for an unknown
-//! ioctl, `EFAULT` for a bad pointer, `ENODEV` for an ingress hook on a missing device.
+//! `PKTRING_IOC_GET_STATS` returns and clears the counters. The capture stops, and the ring is
+//! freed, when the file is released: once it is closed and no longer mapped (a mapping holds a
+//! reference to its file).
+//!
+//! Errors: `EINVAL` for a bad request or mapping, `EBUSY` for a second set-up, `EPERM` for an
+//! executable mapping, `ENOTTY` for an unknown ioctl, `EFAULT` for a bad pointer, `ENODEV` for an
+//! ingress hook on a missing device.
 //!
 //! A complete consumer:
 //!
