@@ -36,8 +36,12 @@ key=$({
 	bindgen --version
 } | sha256sum | cut -d' ' -f1)
 
-exec 9>"$CACHE/kernel.lock"
-flock 9
+# Locks: one per flavour for its build directory, then the source tree's,
+# exclusive while patches are applied and shared while a flavour builds, so
+# the two flavours build side by side and a check that finds a kernel up to
+# date never waits for the other flavour's build.
+exec 8>"$CACHE/build-$flavour.lock"
+flock 8
 
 if [ -z "$clippy" ] && [ -f "$out/arch/x86/boot/bzImage" ] &&
 	[ "$(cat "$out/.pktring-key" 2>/dev/null)" = "$key" ]; then
@@ -45,6 +49,9 @@ if [ -z "$clippy" ] && [ -f "$out/arch/x86/boot/bzImage" ] &&
 	echo "$out"
 	exit 0
 fi
+
+exec 9>"$CACHE/source.lock"
+flock -x 9
 
 # Source tree with exactly our patch series applied. The series that is in the
 # tree is kept beside it, so a change reverts it and applies the new one, and
@@ -72,6 +79,8 @@ if ! diff -rq "$applied" "$TOP/kernel/patches" --exclude='*.md' >/dev/null 2>&1;
 		cp "$p" "$applied/"
 	done
 fi
+
+flock -s 9
 
 step "configuring the $flavour kernel (tinyconfig + ${fragments[*]##*/})"
 mkdir -p "$out"
