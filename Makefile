@@ -13,10 +13,29 @@ export PATH := /usr/bin:$(PATH):$(HOME)/.cargo/bin
 
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) RUSTC=/usr/bin/rustc
 
-.PHONY: modules setup kernel kernel-debug clippy rustfmt-check clean run test
+.PHONY: modules noowner debug-module setup kernel kernel-debug clippy rustfmt-check clean run test test-debug
 
 modules: $(if $(filter $(CACHE)/%,$(KDIR)),kernel)
 	+$(KMAKE) modules
+
+# Module builds of their own, in build/NAME/, that never replace
+# ./rust_pktring.ko: the sources are copied there and built with M= that
+# directory.
+#   make noowner       the race reproducer's test-only module, without the
+#                      rx_owner_map (PKTRING_TEST_NO_OWNER_MAP=1)
+#   make debug-module  the module for the debug kernel
+MODULE_SRCS := rust_pktring.rs ring.rs uapi.rs Kbuild rust_pktring_uapi.h
+define module_elsewhere # directory, kernel build, extra make arguments
+	@mkdir -p $(1)
+	cp -p $(MODULE_SRCS) $(1)/
+	+$(MAKE) -C $(2) M=$(1) LLVM=$(LLVM) RUSTC=/usr/bin/rustc $(3) modules
+endef
+
+noowner: $(if $(filter $(CACHE)/%,$(KDIR)),kernel)
+	$(call module_elsewhere,$(CURDIR)/build/noowner,$(KDIR),PKTRING_TEST_NO_OWNER_MAP=1)
+
+debug-module: kernel-debug
+	$(call module_elsewhere,$(CURDIR)/build/debug,$(CACHE)/build-debug,)
 
 setup:
 	@bash scripts/setup.sh
@@ -37,6 +56,7 @@ rustfmt-check:
 
 clean:
 	+$(KMAKE) clean 2>/dev/null || true
+	rm -rf build
 	$(MAKE) -C selftests clean
 
 run:
@@ -44,3 +64,8 @@ run:
 
 test:
 	@bash scripts/test.sh
+
+# The guest suite on the debug kernel (KASAN, lockdep, atomic-sleep checks,
+# a kmemleak scan at the end); `make test` runs it too.
+test-debug:
+	@bash scripts/test.sh debug
