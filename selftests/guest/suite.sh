@@ -1,0 +1,52 @@
+#!/bin/sh
+# The guest side of `make test`: runs every guest test, each printing TAP
+# lines "ok N - ..." / "not ok N - ..."; the host counts them.
+# Exits non-zero if any part failed.
+#
+#	suite.sh [--debug]
+#
+# --debug	the debug kernel's run: KUnit is off there (its boot-time
+#		doctests run in the base run), the race reproducer runs a
+#		shorter load with the owner map only, and a kmemleak scan ends
+#		the run.
+MODULES=/lib/modules
+debug=
+[ "${1:-}" = --debug ] && debug=1
+rc=0
+
+part() {
+	echo "# ---- $*"
+	"$@" || rc=1
+}
+
+# Leaks kmemleak finds after everything ran (the debug kernel only).
+kmemleak_scan() {
+	mount -t debugfs none /sys/kernel/debug 2>/dev/null
+	# Two scans: an object is reported only once it was seen unreferenced twice.
+	echo scan >/sys/kernel/debug/kmemleak && sleep 5 && echo scan >/sys/kernel/debug/kmemleak
+	leaks=$(grep -c 'unreferenced object' /sys/kernel/debug/kmemleak)
+	if [ "$leaks" -eq 0 ]; then
+		echo "ok 1 - kmemleak: no leaks after the suite"
+	else
+		sed 's/^/# /' /sys/kernel/debug/kmemleak | head -n 40
+		echo "not ok 1 - kmemleak: $leaks unreferenced objects"
+		return 1
+	fi
+}
+
+[ -z "$debug" ] && part kunit.sh
+part smoke.sh --module "$MODULES/rust_pktring.ko" --cpus "$(nproc)"
+
+# The patch series' sample, through its misc device, mmap, poll and hook.
+insmod "$MODULES/rust_misc_ring.ko" || rc=1
+part run_tests.sh misc_ring_sample_test
+rmmod rust_misc_ring || rc=1
+
+part run_tests.sh pktring_test
+if [ -z "$debug" ]; then
+	part race.sh
+else
+	part race.sh --only owner --min-frames 100000 --min-large 5000
+	part kmemleak_scan
+fi
+exit $rc
