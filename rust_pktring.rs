@@ -19,7 +19,9 @@
 //!
 //! Errors: `EINVAL` for a bad request or mapping, `EBUSY` for a second set-up, `EPERM` for an
 //! executable mapping, `ENOTTY` for an unknown ioctl, `EFAULT` for a bad pointer, `ENODEV` for an
-//! ingress hook on a missing device.
+//! ingress hook on a missing device, `E2BIG` once netfilter's 1024 hooks of one hook point are
+//! taken. An ingress ring whose device is deleted stops capturing; it never holds the device up.
+//! An open ring pins the module: `rmmod` fails (the kernel reports `EAGAIN`, "in use").
 //!
 //! A complete consumer:
 //!
