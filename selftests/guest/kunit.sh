@@ -11,7 +11,7 @@
 # faults in a KUnit kthread (NULL group leader); our series does not touch it.
 KNOWN_UPSTREAM="rust_doctest_kernel_task_rs_1"
 
-SERIES="bitmap_rs mm_user_shared_rs sync_lock_spinlock_bh_rs sync_poll_rs"
+SERIES="bitmap_rs mm_user_shared_rs net_netfilter_rs sync_lock_spinlock_bh_rs sync_poll_rs"
 
 n=0
 failed=0

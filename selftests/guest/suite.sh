@@ -46,7 +46,7 @@ part run_tests.sh pktring_test
 if [ -z "$debug" ]; then
 	part race.sh
 else
-	part race.sh --only owner --min-frames 100000 --min-large 5000
+	part race.sh --only owner --min-frames 50000 --min-large 2000
 	part kmemleak_scan
 fi
 exit $rc
