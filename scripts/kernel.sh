@@ -82,9 +82,12 @@ fi
 
 flock -s 9
 
-step "configuring the $flavour kernel (tinyconfig + ${fragments[*]##*/})"
+# The toolchain must suit this kernel's Rust support; say so plainly if not.
 mkdir -p "$out"
-: >"$log"
+"${KMAKE[@]}" -C "$src" O="$out" rustavailable >"$log" 2>&1 ||
+	die "'make rustavailable' fails: the Rust toolchain does not suit Linux $srcver (see $log; run scripts/setup.sh)"
+
+step "configuring the $flavour kernel (tinyconfig + ${fragments[*]##*/})"
 "${KMAKE[@]}" -C "$src" O="$out" tinyconfig >>"$log" 2>&1 || die "make tinyconfig failed (see $log)"
 "$src/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" "${fragments[@]}" >>"$log" 2>&1 ||
 	die "merging config fragments failed (see $log)"
