@@ -8,7 +8,7 @@ use kernel::ioctl::{_IOR, _IOW};
 use kernel::net::netfilter::{Family, HookOptions, HookPoint};
 use kernel::page::PAGE_SIZE;
 use kernel::prelude::*;
-use kernel::uaccess::{UserPtr, UserSlice, UserSliceReader};
+use kernel::uaccess::{UserPtr, UserSlice};
 
 use crate::ring::{self, Filter, Layout, Stats};
 
@@ -61,18 +61,6 @@ pub(crate) struct RingRequest {
     priority: i32,
 }
 
-fn read_u16(reader: &mut UserSliceReader) -> Result<u16> {
-    reader.read::<u16>()
-}
-
-fn read_u32(reader: &mut UserSliceReader) -> Result<u32> {
-    reader.read::<u32>()
-}
-
-fn read_i32(reader: &mut UserSliceReader) -> Result<i32> {
-    reader.read::<i32>()
-}
-
 impl RingRequest {
     /// Reads a `struct pktring_req` from user space and checks it.
     ///
@@ -85,23 +73,23 @@ impl RingRequest {
     /// known, the ifindex not negative, and given (only) where the hook needs it.
     pub(crate) fn from_user(arg: UserPtr) -> Result<Self> {
         let mut reader = UserSlice::new(arg, REQ_SIZE).reader();
-        let size = read_u32(&mut reader)?;
-        let version = read_u32(&mut reader)?;
+        let size = reader.read::<u32>()?;
+        let version = reader.read::<u32>()?;
         let req = Self {
-            block_size: read_u32(&mut reader)?,
-            block_nr: read_u32(&mut reader)?,
-            frame_size: read_u32(&mut reader)?,
-            frame_nr: read_u32(&mut reader)?,
+            block_size: reader.read::<u32>()?,
+            block_nr: reader.read::<u32>()?,
+            frame_size: reader.read::<u32>()?,
+            frame_nr: reader.read::<u32>()?,
             frames_per_block: NonZeroUsize::MIN,
-            snaplen: read_u32(&mut reader)?,
-            family: read_u16(&mut reader)?,
-            hook: read_u16(&mut reader)?,
-            ifindex: read_i32(&mut reader)?,
-            priority: read_i32(&mut reader)?,
+            snaplen: reader.read::<u32>()?,
+            family: reader.read::<u16>()?,
+            hook: reader.read::<u16>()?,
+            ifindex: reader.read::<i32>()?,
+            priority: reader.read::<i32>()?,
         };
         let mut reserved = 0;
         for _ in 0..4 {
-            reserved |= read_u32(&mut reader)?;
+            reserved |= reader.read::<u32>()?;
         }
         if size as usize != REQ_SIZE || version != PKTRING_VERSION || reserved != 0 {
             return Err(EINVAL);
