@@ -5,7 +5,7 @@
 #
 #	qemu/boot.sh --kernel BZIMAGE --initramfs CPIO [--log FILE]
 #		[--timeout SECONDS] [--smp N] [--mem SIZE] [--append 'cmdline']
-#		[--accel tcg|kvm] [--quiet] [-- extra qemu args]
+#		[--accel tcg|kvm] [--outdir DIR] [--quiet] [-- extra qemu args]
 #
 # Network: a fresh namespace pktring-<pid>-<random> holds tap0 (multi_queue,
 # one queue per vCPU) with 198.18.0.1/24 and fd00:198:18::1/64; the guest's
@@ -16,7 +16,9 @@
 # served by this script. `pktring-traffic ARGS...` in the guest asks for
 # `selftests/pktgen ARGS...` to run in the namespace; requests run one at a
 # time and their output and exit status go back to the guest (protocol in
-# qemu/guest/pktring-traffic). pktgen is built on demand.
+# qemu/guest/pktring-traffic). pktgen is built on demand. With --outdir,
+# `pktring-export FILE` in the guest copies FILE into DIR (protocol in
+# qemu/guest/pktring-export); without it, such requests are refused.
 #
 # Console: ttyS0, written to the log (default
 # ${PKTRING_LOGDIR:-~/.cache/rust-pktring/logs}/boot-<time>-<pid>.log) and
@@ -42,7 +44,7 @@ HOST_IP6=fd00:198:18::1
 GUEST_IP6=fd00:198:18::2
 REQUEST_TIMEOUT=300	# one pktgen run, host side
 
-kernel= initrd= log= timeout=300 smp=4 mem=2G append= accel=${PKTRING_ACCEL:-tcg} quiet=0
+kernel= initrd= log= timeout=300 smp=4 mem=2G append= accel=${PKTRING_ACCEL:-tcg} quiet=0 outdir=
 extra=()
 # Set as things are created, so cleanup undoes exactly those.
 ns= tmp= qemu_pid= tee_pid= ctl_pid=
@@ -51,7 +53,7 @@ msg() { printf 'boot.sh: %s\n' "$*" >&2; }
 die() { printf 'boot.sh: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-	die "usage: $0 --kernel BZIMAGE --initramfs CPIO [--log FILE] [--timeout S] [--smp N] [--mem SIZE] [--append CMDLINE] [--accel tcg|kvm] [--quiet] [-- qemu args]"
+	die "usage: $0 --kernel BZIMAGE --initramfs CPIO [--log FILE] [--timeout S] [--smp N] [--mem SIZE] [--append CMDLINE] [--accel tcg|kvm] [--outdir DIR] [--quiet] [-- qemu args]"
 }
 
 parse_args() {
@@ -65,6 +67,7 @@ parse_args() {
 		--mem) mem=${2-}; shift 2 || usage ;;
 		--append) append="$append ${2-}"; shift 2 || usage ;;
 		--accel) accel=${2-}; shift 2 || usage ;;
+		--outdir) outdir=${2-}; shift 2 || usage ;;
 		--quiet) quiet=1; shift ;;
 		--) shift; extra=("$@"); break ;;
 		*) die "unknown argument '$1' (see the top of $0)" ;;
@@ -79,6 +82,9 @@ parse_args() {
 	tcg | kvm) ;;
 	*) die "--accel $accel: tcg or kvm" ;;
 	esac
+	if [ -n "$outdir" ]; then
+		mkdir -p "$outdir" && outdir=$(cd "$outdir" && pwd) || die "--outdir $outdir: cannot create it"
+	fi
 	[ "$(id -u)" = 0 ] || die "needs root (network namespace and tap device)"
 	command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 not found: apt-get install qemu-system-x86"
 	if [ -z "$log" ]; then
@@ -187,6 +193,39 @@ handle_request() {
 	answer "$id" "$rc" "${lines[@]}"
 }
 
+# A file from the guest (pktring-export): "@@PUT <id> <name> <bytes>", its
+# base64 lines, "@@END <id> <sha256>". The name was checked by the guest and
+# is checked again here; the file appears in $outdir only once complete.
+put_id= put_name= put_size=
+receive_line() { # the line without its "@@XXX " prefix, the message type
+	local id rest sum
+	read -r id rest <<<"$1"
+	case "$2" in
+	PUT)
+		put_id=$id
+		read -r put_name put_size <<<"$rest"
+		: >"$tmp/put.b64"
+		;;
+	DAT) [ "$id" = "$put_id" ] && printf '%s\n' "$rest" >>"$tmp/put.b64" ;;
+	END)
+		[ "$id" = "$put_id" ] || { note "ignoring the end of an unknown transfer $id"; return 0; }
+		put_id=
+		if [ -z "$outdir" ]; then
+			answer "$id" 1 "boot.sh was started without --outdir: nowhere to put $put_name"
+		elif ! [[ $put_name =~ ^[A-Za-z0-9_-][A-Za-z0-9._-]*$ ]]; then
+			answer "$id" 1 "bad file name '$put_name'"
+		elif ! base64 -d <"$tmp/put.b64" >"$tmp/put.bin" 2>/dev/null ||
+			[ "$(sha256sum <"$tmp/put.bin" | cut -d' ' -f1)" != "$rest" ]; then
+			answer "$id" 1 "$put_name arrived damaged (base64 or SHA-256 mismatch)"
+		else
+			mv "$tmp/put.bin" "$outdir/$put_name"
+			note "received $put_name ($put_size bytes) into $outdir"
+			answer "$id" 0
+		fi
+		;;
+	esac
+}
+
 # Runs in the background for the whole boot. Opening the FIFOs blocks until
 # QEMU has them open; QEMU's exit ends the loop with EOF.
 serve_ctl() {
@@ -198,6 +237,9 @@ serve_ctl() {
 		line=${line%$'\r'}
 		case "$line" in
 		*"@@REQ "*) handle_request "${line#*@@REQ }" ;;
+		*"@@PUT "*) receive_line "${line#*@@PUT }" PUT ;;
+		*"@@DAT "*) receive_line "${line#*@@DAT }" DAT ;;
+		*"@@END "*) receive_line "${line#*@@END }" END ;;
 		esac
 	done
 }

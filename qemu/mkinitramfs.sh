@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the test guest's initramfs: busybox-static with its applet links,
-# qemu/init as /init, qemu/guest/pktring-traffic as /bin/pktring-traffic, the
+# qemu/init as /init, qemu/guest/pktring-{traffic,export} in /bin, the
 # files given with --add, and /etc/pktring-run holding the command /init runs.
 #
 #	qemu/mkinitramfs.sh OUT.cpio.gz [--add SRC:DEST]... [--run 'shell command']
@@ -60,7 +60,7 @@ install_skeleton() {
 		mknod -m 0666 "$root/dev/null" c 1 3
 	fi
 	install -m 0755 "$HERE/init" "$root/init"
-	install -m 0755 "$HERE/guest/pktring-traffic" "$root/bin/pktring-traffic"
+	install -m 0755 "$HERE/guest/pktring-traffic" "$HERE/guest/pktring-export" "$root/bin/"
 }
 
 add_file() {
