@@ -3,9 +3,15 @@
 # end is a tap in a network namespace of its own, run the initramfs's
 # command, and exit with its status.
 #
-#	qemu/boot.sh --kernel BZIMAGE --initramfs CPIO [--log FILE]
-#		[--timeout SECONDS] [--smp N] [--mem SIZE] [--append 'cmdline']
-#		[--accel tcg|kvm] [--outdir DIR] [--quiet] [-- extra qemu args]
+#	qemu/boot.sh --kernel BZIMAGE (--initramfs CPIO | --vng 'command')
+#		[--log FILE] [--timeout SECONDS] [--smp N] [--mem SIZE]
+#		[--append 'cmdline'] [--accel tcg|kvm] [--outdir DIR] [--quiet]
+#		[-- extra qemu args]
+#
+# --vng boots the kernel with virtme-ng instead (`vng --run BZIMAGE
+# --force-9p`, from the venv scripts/setup.sh makes): the guest's root is the
+# host's, read-only with overlays, and qemu/guest/vng-run.sh runs the command
+# there with the same network, control channel and exit line.
 #
 # Network: a fresh namespace pktring-<pid>-<random> holds tap0 (multi_queue,
 # one queue per vCPU) with 198.18.0.1/24 and fd00:198:18::1/64; the guest's
@@ -44,7 +50,7 @@ HOST_IP6=fd00:198:18::1
 GUEST_IP6=fd00:198:18::2
 REQUEST_TIMEOUT=300	# one pktgen run, host side
 
-kernel= initrd= log= timeout=300 smp=4 mem=2G append= accel=${PKTRING_ACCEL:-tcg} quiet=0 outdir=
+kernel= initrd= vng_cmd= log= timeout=300 smp=4 mem=2G append= accel=${PKTRING_ACCEL:-tcg} quiet=0 outdir=
 extra=()
 # Set as things are created, so cleanup undoes exactly those.
 ns= tmp= qemu_pid= tee_pid= ctl_pid=
@@ -53,7 +59,7 @@ msg() { printf 'boot.sh: %s\n' "$*" >&2; }
 die() { printf 'boot.sh: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-	die "usage: $0 --kernel BZIMAGE --initramfs CPIO [--log FILE] [--timeout S] [--smp N] [--mem SIZE] [--append CMDLINE] [--accel tcg|kvm] [--outdir DIR] [--quiet] [-- qemu args]"
+	die "usage: $0 --kernel BZIMAGE (--initramfs CPIO | --vng CMD) [--log FILE] [--timeout S] [--smp N] [--mem SIZE] [--append CMDLINE] [--accel tcg|kvm] [--outdir DIR] [--quiet] [-- qemu args]"
 }
 
 parse_args() {
@@ -61,6 +67,7 @@ parse_args() {
 		case "$1" in
 		--kernel) kernel=${2-}; shift 2 || usage ;;
 		--initramfs | --initrd) initrd=${2-}; shift 2 || usage ;;
+		--vng) vng_cmd=${2-}; shift 2 || usage ;;
 		--log) log=${2-}; shift 2 || usage ;;
 		--timeout) timeout=${2-}; shift 2 || usage ;;
 		--smp) smp=${2-}; shift 2 || usage ;;
@@ -73,9 +80,14 @@ parse_args() {
 		*) die "unknown argument '$1' (see the top of $0)" ;;
 		esac
 	done
-	[ -n "$kernel" ] && [ -n "$initrd" ] || usage
+	[ -n "$kernel" ] && [ -n "$initrd$vng_cmd" ] && [ -z "$initrd" -o -z "$vng_cmd" ] || usage
 	[ -f "$kernel" ] || die "kernel image $kernel not found"
-	[ -f "$initrd" ] || die "initramfs $initrd not found"
+	[ -z "$initrd" ] || [ -f "$initrd" ] || die "initramfs $initrd not found"
+	VNG=${PKTRING_VNG:-${PKTRING_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rust-pktring}/vng-venv/bin/vng}
+	if [ -n "$vng_cmd" ]; then
+		[ -x "$VNG" ] || die "--vng: $VNG not found (scripts/setup.sh installs virtme-ng)"
+		[[ $vng_cmd != *"'"* ]] || die "--vng: the command may not contain single quotes"
+	fi
 	[[ $timeout =~ ^[1-9][0-9]*$ ]] || die "--timeout $timeout: seconds expected"
 	[[ $smp =~ ^[1-9][0-9]*$ ]] || die "--smp $smp: a CPU count expected"
 	case "$accel" in
@@ -246,14 +258,28 @@ serve_ctl() {
 
 qemu_args() {
 	local queues=$smp
+	local netdev="tap,id=n0,ifname=tap0,queues=$queues,script=no,downscript=no,vhost=off"
+	local nic="virtio-net-pci,netdev=n0,mq=on,vectors=$((2 * queues + 2)),mac=$GUEST_MAC"
+	if [ -n "$vng_cmd" ]; then
+		# vng's own console is the first serial port, so the control
+		# channel is still ttyS1; --verbose puts the kernel log on it.
+		# vng runs the venv's other commands (virtme-run) from PATH.
+		QARGS=(env PATH="$(dirname "$VNG"):$PATH" "$VNG" --run "$kernel" --force-9p --verbose --no-dhcp --cpus "$smp" --memory "$mem"
+			--exec "$HERE/guest/vng-run.sh '$vng_cmd'"
+			--qemu-opts="-netdev $netdev -device $nic -chardev pipe,id=ctl,path=$tmp/ctl -serial chardev:ctl ${extra[*]}")
+		# Without root=, 6.12 mounts the 9p root with an empty device name
+		# instead of vng's mount tag.
+		QARGS+=(--append "root=/dev/root$append")
+		[ "$accel" = kvm ] || QARGS+=(--disable-kvm)
+		return
+	fi
 	QARGS=(qemu-system-x86_64 -nodefaults -no-user-config -display none -no-reboot
 		-smp "$smp" -m "$mem"
 		-kernel "$kernel" -initrd "$initrd"
 		-append "console=ttyS0 panic=-1${append}"
 		-chardev "pipe,id=con,path=$tmp/con" -serial chardev:con
 		-chardev "pipe,id=ctl,path=$tmp/ctl" -serial chardev:ctl
-		-netdev "tap,id=n0,ifname=tap0,queues=$queues,script=no,downscript=no,vhost=off"
-		-device "virtio-net-pci,netdev=n0,mq=on,vectors=$((2 * queues + 2)),mac=$GUEST_MAC")
+		-netdev "$netdev" -device "$nic")
 	if [ "$accel" = kvm ]; then
 		[ -w /dev/kvm ] || die "--accel kvm: /dev/kvm is not usable"
 		QARGS+=(-accel kvm -cpu host)
@@ -275,7 +301,12 @@ start_qemu() {
 	serve_ctl &
 	ctl_pid=$!
 	qemu_args
-	ip netns exec "$ns" "${QARGS[@]}" </dev/null >"$tmp/qemu.err" 2>&1 &
+	if [ -n "$vng_cmd" ]; then
+		# vng prints the guest's output (and console) on its stdout.
+		ip netns exec "$ns" "${QARGS[@]}" </dev/null >"$tmp/con.out" 2>&1 &
+	else
+		ip netns exec "$ns" "${QARGS[@]}" </dev/null >"$tmp/qemu.err" 2>&1 &
+	fi
 	qemu_pid=$!
 }
 

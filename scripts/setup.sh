@@ -10,6 +10,7 @@ PACKAGES=(linux-source-6.12 rustc-web rust-web-src rust-web-clippy rustfmt-web
 	clang-19 lld-19 llvm-19 libclang-19-dev qemu-system-x86 busybox-static
 	flex bison bc libelf-dev libssl-dev cpio kmod iproute2 gcc make tcpdump)
 BINDGEN_VERSION=0.73.0
+VNG_VERSION=1.42
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -31,6 +32,16 @@ if [ "$(bindgen --version 2>/dev/null | awk '{print $2}')" != "$BINDGEN_VERSION"
 	cargo install --locked --force bindgen-cli --version "$BINDGEN_VERSION" \
 		>"$LOGDIR/bindgen.log" 2>&1 ||
 		die "cargo install bindgen-cli $BINDGEN_VERSION failed (see $LOGDIR/bindgen.log)"
+fi
+
+# virtme-ng for `make vng-test`, in a venv of its own in the cache.
+venv="$CACHE/vng-venv"
+if [ "$("$venv/bin/vng" --version 2>/dev/null)" != "virtme-ng $VNG_VERSION" ]; then
+	step "installing virtme-ng $VNG_VERSION into $venv"
+	rm -rf "$venv"
+	{ python3 -m venv "$venv" && "$venv/bin/pip" install "virtme-ng==$VNG_VERSION"; } \
+		>"$LOGDIR/vng.log" 2>&1 ||
+		die "installing virtme-ng $VNG_VERSION failed (see $LOGDIR/vng.log); it needs python3 with venv and pip"
 fi
 
 # Versions the kernel build depends on: stop with one line naming what is off.

@@ -1,0 +1,30 @@
+#!/bin/busybox sh
+# The guest side of `qemu/boot.sh --vng`: in a virtme-ng guest (the host's
+# root over 9p), set up what qemu/init sets up in the initramfs guest, run
+# the command, and print "@@PKTRING-EXIT <rc>@@" for boot.sh.
+#
+#	vng-run.sh 'shell command'
+#
+# Busybox's applets come first in PATH, so the guest tests run under the same
+# shell and tools as in the initramfs guest; then the project's guest scripts
+# and test programs, straight from the host's tree. PKTRING_MODULE points the
+# tests at the module built in that tree.
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+bb=/tmp/pktring-busybox
+mkdir -p "$bb" && busybox --install -s "$bb"
+export PATH="$bb:$TOP/qemu/guest:$TOP/selftests/guest:$TOP/selftests/build:$PATH"
+export PKTRING_MODULE=${PKTRING_MODULE:-$TOP/rust_pktring.ko}
+
+ip link set lo up
+if ip link set eth0 up && ip addr add 198.18.0.2/24 dev eth0; then
+	# As qemu/init does (busybox's ip has no nodad).
+	ip -6 addr add fd00:198:18::2/64 dev eth0 2>/dev/null
+else
+	echo "vng-run: eth0 is missing or could not be set up"
+fi
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+echo "vng-run: kernel $(uname -r), $(nproc) CPUs online, running: $*"
+cd /tmp && sh -c "$*" </dev/null
+rc=$?
+echo "@@PKTRING-EXIT $rc@@"
+exit $rc
