@@ -1,0 +1,272 @@
+//! The device: a ring request, set-up, the mapping, waiting with `poll()`, and the counters.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use memmap2::{MmapOptions, MmapRaw};
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::fs::{open, Mode, OFlags};
+use rustix::io::Errno;
+use rustix::ioctl::{ioctl, Getter, Setter};
+use rustix::net::{netdevice, socket, AddressFamily, SocketType};
+
+use crate::uapi::{self, PktringInfo, PktringReq, PktringStats};
+use crate::{CorruptFrame, Error, Frame, Geometry, Layout, Op, RingReader};
+
+/// The device node of the module.
+pub const DEFAULT_DEVICE: &str = "/dev/pktring";
+
+/// Which packets a ring captures, by protocol family.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Family {
+    /// IPv4 only.
+    Ipv4,
+    /// IPv6 only.
+    Ipv6,
+    /// IPv4 and IPv6.
+    #[default]
+    Both,
+}
+
+/// Where in the stack a ring captures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Hook {
+    /// `NF_INET_PRE_ROUTING`: every packet received, before routing.
+    #[default]
+    PreRouting,
+    /// `NF_INET_LOCAL_IN`: packets for this host, after routing.
+    LocalIn,
+    /// `NF_NETDEV_INGRESS` of one device: needs an ifindex.
+    Ingress,
+}
+
+/// How to set up a ring: the device, the geometry, the snaplen and what to capture.
+#[derive(Clone, Debug)]
+pub struct RingBuilder {
+    device: PathBuf,
+    geometry: Geometry,
+    snaplen: u32,
+    family: Family,
+    hook: Hook,
+    ifindex: u32,
+    priority: i32,
+}
+
+impl Default for RingBuilder {
+    /// `/dev/pktring`, the default geometry, the largest snaplen, IPv4 and IPv6 at
+    /// `PRE_ROUTING` on any device, priority 0.
+    fn default() -> Self {
+        Self {
+            device: DEFAULT_DEVICE.into(),
+            geometry: Geometry::default(),
+            snaplen: 0,
+            family: Family::Both,
+            hook: Hook::PreRouting,
+            ifindex: 0,
+            priority: 0,
+        }
+    }
+}
+
+impl RingBuilder {
+    /// Returns the default builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the device node.
+    pub fn device(mut self, path: impl Into<PathBuf>) -> Self {
+        self.device = path.into();
+        self
+    }
+
+    /// Sets the geometry.
+    pub fn geometry(mut self, geometry: Geometry) -> Self {
+        self.geometry = geometry;
+        self
+    }
+
+    /// Sets the most bytes of a packet to copy (0: as many as fit in a frame).
+    pub fn snaplen(mut self, snaplen: u32) -> Self {
+        self.snaplen = snaplen;
+        self
+    }
+
+    /// Sets the protocol family to capture.
+    pub fn family(mut self, family: Family) -> Self {
+        self.family = family;
+        self
+    }
+
+    /// Sets the hook to capture at.
+    pub fn hook(mut self, hook: Hook) -> Self {
+        self.hook = hook;
+        self
+    }
+
+    /// Captures only packets that arrive on device `ifindex` (0: any); see [`ifindex`].
+    pub fn ifindex(mut self, ifindex: u32) -> Self {
+        self.ifindex = ifindex;
+        self
+    }
+
+    /// Sets the netfilter hook priority.
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Returns the request for `PKTRING_IOC_SET_RING`, after the checks the module makes on it.
+    pub fn request(&self) -> Result<PktringReq, Error> {
+        let frame_nr = self.geometry.frame_nr()?;
+        if self.snaplen > uapi::PKTRING_MAX_SNAPLEN {
+            return Err(Error::Request(format!(
+                "snaplen {} is larger than {} (PKTRING_MAX_SNAPLEN)",
+                self.snaplen,
+                uapi::PKTRING_MAX_SNAPLEN
+            )));
+        }
+        let ifindex = i32::try_from(self.ifindex)
+            .map_err(|_| Error::Request(format!("ifindex {} is out of range", self.ifindex)))?;
+        if self.hook == Hook::Ingress && ifindex == 0 {
+            return Err(Error::Request("the ingress hook needs an interface".into()));
+        }
+        Ok(PktringReq {
+            size: size_of::<PktringReq>() as u32,
+            version: uapi::PKTRING_VERSION,
+            block_size: self.geometry.block_size,
+            block_nr: self.geometry.block_nr,
+            frame_size: self.geometry.frame_size,
+            frame_nr,
+            snaplen: self.snaplen,
+            family: match self.family {
+                Family::Ipv4 => uapi::PKTRING_FAMILY_IPV4,
+                Family::Ipv6 => uapi::PKTRING_FAMILY_IPV6,
+                Family::Both => uapi::PKTRING_FAMILY_BOTH,
+            },
+            hook: match self.hook {
+                Hook::PreRouting => uapi::PKTRING_HOOK_PRE_ROUTING,
+                Hook::LocalIn => uapi::PKTRING_HOOK_LOCAL_IN,
+                Hook::Ingress => uapi::PKTRING_HOOK_INGRESS,
+            },
+            ifindex,
+            priority: self.priority,
+            reserved: [0; 4],
+        })
+    }
+
+    /// Opens the device, sets the ring up (capture starts) and maps it.
+    pub fn open(&self) -> Result<Ring, Error> {
+        let req = self.request()?;
+        let flags = OFlags::RDWR | OFlags::CLOEXEC;
+        let fd = open(&self.device, flags, Mode::empty()).map_err(|errno| Error::Open {
+            path: self.device.clone(),
+            source: errno.into(),
+        })?;
+        // SAFETY: PKTRING_IOC_SET_RING reads a `struct pktring_req`, which `PktringReq` mirrors
+        // (tests/uapi.rs).
+        unsafe { ioctl(&fd, Setter::<{ uapi::PKTRING_IOC_SET_RING }, _>::new(req)) }
+            .map_err(Op::SetRing.error())?;
+        // SAFETY: PKTRING_IOC_GET_INFO writes a `struct pktring_info`, which `PktringInfo`
+        // mirrors (tests/uapi.rs).
+        let info: PktringInfo =
+            unsafe { ioctl(&fd, Getter::<{ uapi::PKTRING_IOC_GET_INFO }, _>::new()) }
+                .map_err(Op::GetInfo.error())?;
+        let layout = Layout::from_info(info)?;
+        // Shared, readable and writable: what the module requires, `mmap_size` bytes at 0.
+        let map = MmapOptions::new()
+            .len(layout.mmap_size())
+            .map_raw(&fd)
+            .map_err(Op::Map.error())?;
+        // PANIC: a successful mmap() of a file is never at address 0.
+        let base = NonNull::new(map.as_mut_ptr()).expect("mmap() returned NULL");
+        // SAFETY: the mapping is `mmap_size()` bytes, page-aligned, and lives as long as the
+        // reader: both belong to the `Ring`, which never hands the reader out. The only other
+        // party that writes it is the module, which follows the ring protocol (its slot state
+        // machine). Another mapping of the same ring would need our file: see the crate docs.
+        let reader = unsafe { RingReader::from_raw(base, layout) };
+        Ok(Ring {
+            reader,
+            _map: map,
+            fd,
+        })
+    }
+}
+
+/// A capturing ring of the device: its file, its mapping and its consumer.
+///
+/// Dropping it unmaps the ring and closes the file, which stops the capture.
+pub struct Ring {
+    /// Borrows `_map` in fact; declared first, and never handed out.
+    reader: RingReader<'static>,
+    _map: MmapRaw,
+    fd: OwnedFd,
+}
+
+impl Ring {
+    /// Returns the layout the module reported.
+    pub fn layout(&self) -> &Layout {
+        self.reader.layout()
+    }
+
+    /// Returns the next frame if it is ready; see [`RingReader::try_next`].
+    pub fn try_next(&mut self) -> Result<Option<Frame<'_>>, CorruptFrame> {
+        self.reader.try_next()
+    }
+
+    /// Returns the next frame, sleeping in `poll()` up to `timeout` (`None`: for ever) for it.
+    ///
+    /// Returns `Ok(None)` on timeout, and when a signal interrupts the wait, so that the caller
+    /// can look at what its handler did.
+    pub fn next_frame(&mut self, timeout: Option<Duration>) -> Result<Option<Frame<'_>>, Error> {
+        let fd = self.fd.as_fd();
+        self.reader
+            .next_frame(timeout, |left| poll_readable(fd, left))
+    }
+
+    /// Returns the counters since they were last read, and clears them
+    /// (`PKTRING_IOC_GET_STATS`).
+    pub fn take_stats(&self) -> Result<PktringStats, Error> {
+        // SAFETY: PKTRING_IOC_GET_STATS writes a `struct pktring_stats`, which `PktringStats`
+        // mirrors (tests/uapi.rs).
+        unsafe {
+            ioctl(
+                &self.fd,
+                Getter::<{ uapi::PKTRING_IOC_GET_STATS }, _>::new(),
+            )
+        }
+        .map_err(Op::GetStats.error())
+    }
+}
+
+impl AsFd for Ring {
+    /// The ring's file, to wait for `POLLIN` on it with other files.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// Waits up to `timeout` for `POLLIN` on `fd`; returns `false` on timeout or signal.
+fn poll_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
+    // A timeout too long for a timespec is as good as none.
+    let timeout = timeout.and_then(|timeout| Timespec::try_from(timeout).ok());
+    match poll(&mut [PollFd::new(&fd, PollFlags::IN)], timeout.as_ref()) {
+        Ok(ready) => Ok(ready > 0),
+        Err(Errno::INTR) => Ok(false),
+        Err(errno) => Err(errno.into()),
+    }
+}
+
+/// Returns the index of the network interface `name`.
+pub fn ifindex(name: &str) -> Result<u32, Error> {
+    let socket =
+        socket(AddressFamily::INET, SocketType::DGRAM, None).map_err(Op::Interface.error())?;
+    match netdevice::name_to_index(&socket, name) {
+        Ok(ifindex) => Ok(ifindex),
+        Err(Errno::NODEV) => Err(Error::NoInterface(name.into())),
+        Err(errno) => Err(Op::Interface.error()(errno)),
+    }
+}

@@ -1,0 +1,185 @@
+//! Mirrors of `rust_pktring_uapi.h`: its structures, constants and ioctl numbers.
+//!
+//! Field names are the C names, so that the header and this file read alike; `tests/uapi.rs`
+//! compiles a C program against the header and checks every size, offset and constant here.
+
+use rustix::ioctl::{opcode, Opcode};
+
+/// `PKTRING_VERSION`: the ABI version a request and the info carry.
+pub const PKTRING_VERSION: u32 = 1;
+
+/// `PKTRING_FAMILY_IPV4`.
+pub const PKTRING_FAMILY_IPV4: u16 = 1;
+/// `PKTRING_FAMILY_IPV6`.
+pub const PKTRING_FAMILY_IPV6: u16 = 2;
+/// `PKTRING_FAMILY_BOTH`.
+pub const PKTRING_FAMILY_BOTH: u16 = 3;
+
+/// `PKTRING_HOOK_PRE_ROUTING`: `NF_INET_PRE_ROUTING`.
+pub const PKTRING_HOOK_PRE_ROUTING: u16 = 0;
+/// `PKTRING_HOOK_LOCAL_IN`: `NF_INET_LOCAL_IN`.
+pub const PKTRING_HOOK_LOCAL_IN: u16 = 1;
+/// `PKTRING_HOOK_INGRESS`: `NF_NETDEV_INGRESS`; needs an ifindex.
+pub const PKTRING_HOOK_INGRESS: u16 = 2;
+
+/// `PKTRING_MAX_SNAPLEN`: the largest snaplen a request may ask for, and the effective snaplen
+/// of a request for 0.
+pub const PKTRING_MAX_SNAPLEN: u32 = 262_144;
+/// `PKTRING_MAX_RING_BYTES`: the largest ring the module allocates.
+pub const PKTRING_MAX_RING_BYTES: u64 = 256 << 20;
+/// `PKTRING_NO_RX_QUEUE`: the `rx_queue` of a packet whose device recorded none.
+pub const PKTRING_NO_RX_QUEUE: u16 = 0xffff;
+
+/// `TP_STATUS_KERNEL`: the frame belongs to the kernel.
+pub const TP_STATUS_KERNEL: u32 = 0;
+/// `TP_STATUS_USER`: the frame is complete and belongs to user space.
+pub const TP_STATUS_USER: u32 = 1 << 0;
+/// `TP_STATUS_LOSING`: packets were dropped since the stats were last read.
+pub const TP_STATUS_LOSING: u32 = 1 << 2;
+/// `TP_STATUS_CSUMNOTREADY`: the checksum is still to be computed (a local packet).
+pub const TP_STATUS_CSUMNOTREADY: u32 = 1 << 3;
+/// `TP_STATUS_VLAN_VALID`: `tp_vlan_tci` is valid.
+pub const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
+/// `TP_STATUS_VLAN_TPID_VALID`: `tp_vlan_tpid` is valid.
+pub const TP_STATUS_VLAN_TPID_VALID: u32 = 1 << 6;
+/// `TP_STATUS_CSUM_VALID`: the device validated the checksum.
+pub const TP_STATUS_CSUM_VALID: u32 = 1 << 7;
+/// `TP_STATUS_GSO_TCP`: a GSO TCP packet.
+pub const TP_STATUS_GSO_TCP: u32 = 1 << 8;
+
+/// `TPACKET_ALIGNMENT`: frames, and the data in them, are aligned to it.
+pub const TPACKET_ALIGNMENT: u32 = 16;
+/// `TPACKET2_HDRLEN`: the frame header and the `sockaddr_ll`, the least a frame must hold.
+pub const TPACKET2_HDRLEN: u32 =
+    tpacket_align(size_of::<PktringFrame>() as u32) + size_of::<SockaddrLl>() as u32;
+
+/// `TPACKET_ALIGN()`.
+pub const fn tpacket_align(len: u32) -> u32 {
+    (len + TPACKET_ALIGNMENT - 1) & !(TPACKET_ALIGNMENT - 1)
+}
+
+/// `struct pktring_req`: the ring request of [`PKTRING_IOC_SET_RING`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PktringReq {
+    /// `sizeof(struct pktring_req)`.
+    pub size: u32,
+    /// [`PKTRING_VERSION`].
+    pub version: u32,
+    /// Bytes per block: a multiple of the page size.
+    pub block_size: u32,
+    /// Number of blocks.
+    pub block_nr: u32,
+    /// Bytes per frame: `TPACKET_ALIGNMENT`-aligned, at least `TPACKET2_HDRLEN`, at most
+    /// `block_size`.
+    pub frame_size: u32,
+    /// Number of frames: exactly `(block_size / frame_size) * block_nr`.
+    pub frame_nr: u32,
+    /// Most bytes of a packet to copy (0: as many as fit in a frame).
+    pub snaplen: u32,
+    /// `PKTRING_FAMILY_*`.
+    pub family: u16,
+    /// `PKTRING_HOOK_*`.
+    pub hook: u16,
+    /// Capture only packets that arrive on this device (0: any).
+    pub ifindex: i32,
+    /// Netfilter hook priority.
+    pub priority: i32,
+    /// Must be zero.
+    pub reserved: [u32; 4],
+}
+
+/// `struct pktring_info`: the mapped layout, from [`PKTRING_IOC_GET_INFO`].
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PktringInfo {
+    /// `sizeof(struct pktring_info)` as the module was built with.
+    pub size: u32,
+    /// [`PKTRING_VERSION`].
+    pub version: u32,
+    /// Bytes to map: `block_size * block_nr`.
+    pub mmap_size: u64,
+    /// As requested.
+    pub block_size: u32,
+    /// As requested.
+    pub block_nr: u32,
+    /// As requested.
+    pub frame_size: u32,
+    /// As requested.
+    pub frame_nr: u32,
+    /// `sizeof(struct pktring_frame)`.
+    pub hdr_len: u32,
+    /// Offset of the `struct sockaddr_ll` in a frame.
+    pub sll_offset: u32,
+    /// The effective snaplen.
+    pub snaplen: u32,
+    /// Zero.
+    pub reserved: [u32; 5],
+}
+
+/// `struct pktring_stats`: counters since the last read, from [`PKTRING_IOC_GET_STATS`].
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PktringStats {
+    /// Packets seen by the hook: delivered plus dropped, as in af_packet's `tp_packets`.
+    pub packets: u64,
+    /// Packets dropped because the next frame was not free.
+    pub drops: u64,
+}
+
+/// `struct pktring_frame`: the frame header, layout-compatible with `struct tpacket2_hdr`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PktringFrame {
+    /// `TP_STATUS_KERNEL`, or `TP_STATUS_USER` and flags.
+    pub tp_status: u32,
+    /// Length of the packet from its MAC header.
+    pub tp_len: u32,
+    /// Bytes of it captured at `tp_mac`.
+    pub tp_snaplen: u32,
+    /// Offset of the MAC header in the frame.
+    pub tp_mac: u16,
+    /// Offset of the network header in the frame.
+    pub tp_net: u16,
+    /// Receive time, seconds.
+    pub tp_sec: u32,
+    /// Receive time, nanoseconds.
+    pub tp_nsec: u32,
+    /// VLAN TCI, with `TP_STATUS_VLAN_VALID`.
+    pub tp_vlan_tci: u16,
+    /// VLAN TPID, with `TP_STATUS_VLAN_TPID_VALID`.
+    pub tp_vlan_tpid: u16,
+    /// CPU the hook ran on.
+    pub cpu: u16,
+    /// RX queue the packet arrived on, or [`PKTRING_NO_RX_QUEUE`].
+    pub rx_queue: u16,
+}
+
+/// `struct sockaddr_ll`, as the module writes it at `sll_offset` in a frame.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockaddrLl {
+    /// `AF_PACKET`.
+    pub sll_family: u16,
+    /// EtherType, in network byte order.
+    pub sll_protocol: u16,
+    /// Index of the device the packet arrived on.
+    pub sll_ifindex: i32,
+    /// `ARPHRD_*` type of the device.
+    pub sll_hatype: u16,
+    /// `PACKET_*` type of the packet.
+    pub sll_pkttype: u8,
+    /// Length of the link-layer address in `sll_addr`.
+    pub sll_halen: u8,
+    /// Link-layer source address.
+    pub sll_addr: [u8; 8],
+}
+
+/// `PKTRING_IOC_MAGIC`.
+pub const PKTRING_IOC_MAGIC: u8 = 0xb9;
+/// `PKTRING_IOC_SET_RING`: `_IOW(PKTRING_IOC_MAGIC, 1, struct pktring_req)`.
+pub const PKTRING_IOC_SET_RING: Opcode = opcode::write::<PktringReq>(PKTRING_IOC_MAGIC, 1);
+/// `PKTRING_IOC_GET_INFO`: `_IOR(PKTRING_IOC_MAGIC, 2, struct pktring_info)`.
+pub const PKTRING_IOC_GET_INFO: Opcode = opcode::read::<PktringInfo>(PKTRING_IOC_MAGIC, 2);
+/// `PKTRING_IOC_GET_STATS`: `_IOR(PKTRING_IOC_MAGIC, 3, struct pktring_stats)`.
+pub const PKTRING_IOC_GET_STATS: Opcode = opcode::read::<PktringStats>(PKTRING_IOC_MAGIC, 3);
