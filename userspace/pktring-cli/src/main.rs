@@ -1,0 +1,458 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `pktring`: capture packets from the rust_pktring ring into a pcap file, or take a quick look
+//! at what a ring would see.
+//!
+//! ```text
+//! pktring capture -w FILE.pcap [-c COUNT] [-d DURATION] [-q] [RING OPTIONS]
+//! pktring stats [-d DURATION] [RING OPTIONS]
+//! ```
+//!
+//! `capture` reports on stderr: a progress line while stderr is a terminal, the summary at the
+//! end. `stats` prints its summary on stdout. Errors are one line on stderr and exit status 1;
+//! bad options exit with status 2.
+
+use std::io::{self, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use pktring::{Family, Geometry, Hook, Op, RingBuilder, DEFAULT_DEVICE};
+use rustix::io::Errno;
+use signal_hook::consts::{SIGINT, SIGTERM};
+
+mod capture;
+
+use capture::{Limits, Output, PcapSink};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pktring",
+    version,
+    about = "Capture packets through the rust_pktring ring"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Capture packets into a pcap file, until COUNT packets, DURATION or Ctrl-C.
+    Capture(CaptureArgs),
+    /// Set up a ring, discard what it captures for DURATION, and print the counters.
+    Stats(StatsArgs),
+}
+
+#[derive(Debug, Args)]
+struct CaptureArgs {
+    /// Write the packets to this pcap file (Ethernet, nanosecond timestamps).
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    file: PathBuf,
+    /// Stop after COUNT packets.
+    #[arg(short = 'c', long, value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..))]
+    count: Option<u64>,
+    /// Stop after DURATION (e.g. 10s, 500ms, 2m).
+    #[arg(short = 'd', long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// Print nothing but errors.
+    #[arg(short = 'q', long)]
+    quiet: bool,
+    #[command(flatten)]
+    ring: RingArgs,
+}
+
+#[derive(Debug, Args)]
+struct StatsArgs {
+    /// How long to look.
+    #[arg(short = 'd', long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    #[command(flatten)]
+    ring: RingArgs,
+}
+
+/// The ring to set up.
+#[derive(Debug, Args)]
+struct RingArgs {
+    /// Most bytes of each packet to capture (0: as many as fit in a frame).
+    #[arg(short = 's', long, value_name = "SNAPLEN", default_value_t = 0)]
+    snaplen: u32,
+    /// Protocol family to capture.
+    #[arg(long, value_enum, default_value_t = FamilyArg::Both)]
+    family: FamilyArg,
+    /// Netfilter hook to capture at (ingress needs an interface).
+    #[arg(long, value_enum, default_value_t = HookArg::PreRouting)]
+    hook: HookArg,
+    /// Capture only packets arriving on this interface.
+    #[arg(
+        short = 'i',
+        long = "interface",
+        value_name = "IFACE",
+        conflicts_with = "ifindex"
+    )]
+    interface: Option<String>,
+    /// Capture only packets arriving on the interface with this index.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    ifindex: Option<u32>,
+    /// Bytes per frame: a multiple of 16, at least 52.
+    #[arg(long, value_name = "BYTES", default_value_t = Geometry::default().frame_size)]
+    frame_size: u32,
+    /// Bytes per block: a multiple of the page size.
+    #[arg(long, value_name = "BYTES", default_value_t = Geometry::default().block_size)]
+    block_size: u32,
+    /// Number of blocks.
+    #[arg(long = "blocks", value_name = "N", default_value_t = Geometry::default().block_nr)]
+    block_nr: u32,
+    /// Netfilter hook priority.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    priority: i32,
+    /// The device node.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_DEVICE)]
+    device: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum FamilyArg {
+    Ipv4,
+    Ipv6,
+    Both,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum HookArg {
+    PreRouting,
+    LocalIn,
+    Ingress,
+}
+
+impl RingArgs {
+    /// Returns the ring builder, after every check that needs no device.
+    fn builder(&self) -> Result<RingBuilder> {
+        let hook = match self.hook {
+            HookArg::PreRouting => Hook::PreRouting,
+            HookArg::LocalIn => Hook::LocalIn,
+            HookArg::Ingress => Hook::Ingress,
+        };
+        let ifindex = match (&self.interface, self.ifindex) {
+            (Some(name), _) => pktring::ifindex(name)?,
+            (None, Some(ifindex)) => ifindex,
+            (None, None) if hook == Hook::Ingress => {
+                bail!("--hook ingress needs an interface: -i IFACE or --ifindex N")
+            }
+            (None, None) => 0,
+        };
+        let builder = RingBuilder::new()
+            .device(&self.device)
+            .geometry(Geometry {
+                block_size: self.block_size,
+                block_nr: self.block_nr,
+                frame_size: self.frame_size,
+            })
+            .snaplen(self.snaplen)
+            .family(match self.family {
+                FamilyArg::Ipv4 => Family::Ipv4,
+                FamilyArg::Ipv6 => Family::Ipv6,
+                FamilyArg::Both => Family::Both,
+            })
+            .hook(hook)
+            .ifindex(ifindex)
+            .priority(self.priority);
+        builder.request()?;
+        Ok(builder)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("pktring: {}", explain(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let (ring_args, limits, output) = match &cli.command {
+        Command::Capture(args) => (
+            &args.ring,
+            Limits {
+                count: args.count,
+                duration: args.duration,
+            },
+            Output {
+                quiet: args.quiet,
+                progress: !args.quiet && io::stderr().is_terminal(),
+            },
+        ),
+        Command::Stats(args) => (
+            &args.ring,
+            Limits {
+                count: None,
+                duration: Some(args.duration),
+            },
+            Output {
+                quiet: false,
+                progress: io::stderr().is_terminal(),
+            },
+        ),
+    };
+    let builder = ring_args.builder()?;
+    // Ctrl-C and SIGTERM end the capture cleanly: the wait in `poll()` returns at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+    }
+    let mut ring = builder.open()?;
+    // As tcpdump's "listening on": capture has started, traffic may come.
+    if !output.quiet {
+        let info = ring.layout().info();
+        let on = match (&ring_args.interface, ring_args.ifindex) {
+            (Some(name), _) => name.clone(),
+            (None, Some(ifindex)) => format!("ifindex {ifindex}"),
+            (None, None) => "any interface".into(),
+        };
+        let family = match ring_args.family {
+            FamilyArg::Ipv4 => "IPv4",
+            FamilyArg::Ipv6 => "IPv6",
+            FamilyArg::Both => "IPv4 and IPv6",
+        };
+        eprintln!(
+            "pktring: capturing {family} at {} on {on}: {} frames of {} bytes, snaplen {}",
+            arg_name(&ring_args.hook),
+            info.frame_nr,
+            info.frame_size,
+            info.snaplen
+        );
+    }
+    match &cli.command {
+        Command::Capture(args) => {
+            let mut sink = PcapSink::create(&args.file, ring.layout().info().snaplen)?;
+            let summary = capture::consume(&mut ring, &limits, &stop, &output, |frame| {
+                sink.write(frame)
+            })?;
+            sink.finish()?;
+            // On stderr, as tcpdump does: the capture's output is the file.
+            if !output.quiet {
+                eprintln!("pcap:      {}\n{summary}", args.file.display());
+            }
+        }
+        Command::Stats(_) => {
+            let summary = capture::consume(&mut ring, &limits, &stop, &output, |_| Ok(()))?;
+            println!("{summary}");
+        }
+    }
+    Ok(())
+}
+
+/// Returns the name of an option's value, as given on the command line.
+fn arg_name(value: &impl ValueEnum) -> String {
+    value
+        .to_possible_value()
+        .map_or_else(String::new, |value| value.get_name().to_owned())
+}
+
+/// Says what went wrong in one line, with what to do about it where we know.
+fn explain(err: &anyhow::Error) -> String {
+    let Some(pktring_err) = err.downcast_ref::<pktring::Error>() else {
+        return format!("{err:#}");
+    };
+    match pktring_err {
+        pktring::Error::Open { path, source } => {
+            let path = path.display();
+            match source.kind() {
+                io::ErrorKind::NotFound if !Path::new("/sys/module/rust_pktring").exists() => {
+                    format!("{path}: module not loaded: insmod rust_pktring.ko")
+                }
+                io::ErrorKind::NotFound => {
+                    format!("{path}: device node missing (rust_pktring is loaded: is devtmpfs mounted?)")
+                }
+                io::ErrorKind::PermissionDenied => {
+                    format!("{path}: permission denied: run as root")
+                }
+                _ => format!("{path}: {source}"),
+            }
+        }
+        pktring::Error::Io {
+            op: Op::SetRing,
+            source,
+        } => match Errno::from_io_error(source) {
+            Some(Errno::INVAL) => "the module refused the ring request (EINVAL): is it built from \
+                                   the same rust_pktring_uapi.h as this tool?"
+                .into(),
+            Some(Errno::BUSY) => "the ring is already set up (EBUSY)".into(),
+            Some(Errno::NODEV) => "no such interface (ENODEV)".into(),
+            Some(Errno::TOOBIG) => {
+                "no room for another netfilter hook at this hook point (E2BIG)".into()
+            }
+            Some(Errno::NOMEM) => {
+                "not enough memory for the ring (ENOMEM): try fewer or smaller blocks".into()
+            }
+            _ => pktring_err.to_string(),
+        },
+        _ => pktring_err.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("pktring").chain(args.iter().copied()))
+    }
+
+    fn ring_args(args: &[&str]) -> RingArgs {
+        match parse(&[&["stats"], args].concat()).unwrap().command {
+            Command::Stats(stats) => stats.ring,
+            Command::Capture(_) => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn capture_options_parse() {
+        let cli = parse(&[
+            "capture",
+            "-w",
+            "out.pcap",
+            "-c",
+            "100",
+            "-d",
+            "500ms",
+            "-s",
+            "128",
+            "--family",
+            "ipv6",
+            "--hook",
+            "local-in",
+            "--ifindex",
+            "3",
+            "--frame-size",
+            "4096",
+            "--block-size",
+            "8192",
+            "--blocks",
+            "4",
+            "--priority",
+            "-100",
+            "--device",
+            "/tmp/dev",
+            "-q",
+        ])
+        .unwrap();
+        let Command::Capture(args) = cli.command else {
+            panic!("not a capture");
+        };
+        assert_eq!(args.file, Path::new("out.pcap"));
+        assert_eq!(args.count, Some(100));
+        assert_eq!(args.duration, Some(Duration::from_millis(500)));
+        assert!(args.quiet);
+        let req = args.ring.builder().unwrap().request().unwrap();
+        assert_eq!(
+            (req.snaplen, req.family, req.hook, req.ifindex, req.priority),
+            (128, 2, 1, 3, -100)
+        );
+        assert_eq!(
+            (req.frame_size, req.block_size, req.block_nr, req.frame_nr),
+            (4096, 8192, 4, 8)
+        );
+        assert_eq!(args.ring.device, Path::new("/tmp/dev"));
+    }
+
+    #[test]
+    fn defaults_are_the_library_defaults() {
+        let req = ring_args(&[]).builder().unwrap().request().unwrap();
+        assert_eq!(req, RingBuilder::new().request().unwrap());
+        let Command::Stats(stats) = parse(&["stats"]).unwrap().command else {
+            panic!("not stats");
+        };
+        assert_eq!(stats.duration, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn bad_options_are_refused_by_clap() {
+        for args in [
+            &["capture"][..],
+            &["capture", "-w", "x", "-c", "0"],
+            &["capture", "-w", "x", "-d", "soon"],
+            &["capture", "-w", "x", "--family", "ipx"],
+            &["capture", "-w", "x", "--hook", "forward"],
+            &["capture", "-w", "x", "-i", "eth0", "--ifindex", "2"],
+            &["capture", "-w", "x", "--ifindex", "0"],
+            &["stats", "--frame-size", "-1"],
+            &["dump"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?} accepted");
+        }
+    }
+
+    #[test]
+    fn semantic_checks_say_what_is_wrong() {
+        for (args, why) in [
+            (
+                &["--hook", "ingress"][..],
+                "--hook ingress needs an interface",
+            ),
+            (&["--frame-size", "100"], "frame size 100"),
+            (
+                &["--frame-size", "8192", "--block-size", "4096"],
+                "larger than the block size",
+            ),
+            (&["--block-size", "1000"], "multiple of the page size"),
+            (&["--blocks", "0"], "at least one block"),
+            (&["--blocks", "5000"], "PKTRING_MAX_RING_BYTES"),
+            (&["-s", "300000"], "PKTRING_MAX_SNAPLEN"),
+            (
+                &["-i", "no-such-if0"],
+                "no network interface named \"no-such-if0\"",
+            ),
+        ] {
+            let err = ring_args(args).builder().unwrap_err();
+            assert!(explain(&err).contains(why), "{args:?}: {}", explain(&err));
+        }
+        assert!(ring_args(&["--hook", "ingress", "-i", "lo"])
+            .builder()
+            .is_ok());
+    }
+
+    #[test]
+    fn device_errors_explain_themselves() {
+        let open = |kind: io::ErrorKind| {
+            anyhow::Error::from(pktring::Error::Open {
+                path: "/dev/pktring".into(),
+                source: kind.into(),
+            })
+        };
+        let missing = explain(&open(io::ErrorKind::NotFound));
+        assert!(
+            missing.contains("insmod rust_pktring.ko") || missing.contains("device node missing"),
+            "{missing}"
+        );
+        assert!(explain(&open(io::ErrorKind::PermissionDenied)).contains("run as root"));
+        let set_ring = |errno: Errno| {
+            anyhow::Error::from(pktring::Error::Io {
+                op: Op::SetRing,
+                source: errno.into(),
+            })
+        };
+        assert!(explain(&set_ring(Errno::BUSY)).contains("EBUSY"));
+        assert!(explain(&set_ring(Errno::INVAL)).contains("EINVAL"));
+        assert!(explain(&set_ring(Errno::NODEV)).contains("ENODEV"));
+    }
+}
