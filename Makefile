@@ -13,7 +13,7 @@ export PATH := /usr/bin:$(PATH):$(HOME)/.cargo/bin
 
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) RUSTC=/usr/bin/rustc
 
-.PHONY: modules noowner debug-module setup kernel kernel-debug clippy rustfmt-check clean run test test-debug
+.PHONY: modules noowner debug-module setup kernel kernel-debug clippy rustfmt-check clean run test test-debug vng-test
 
 modules: $(if $(filter $(CACHE)/%,$(KDIR)),kernel)
 	+$(KMAKE) modules
@@ -56,7 +56,7 @@ rustfmt-check:
 
 clean:
 	+$(KMAKE) clean 2>/dev/null || true
-	rm -rf build
+	rm -rf build userspace/target
 	$(MAKE) -C selftests clean
 
 run:
@@ -69,3 +69,8 @@ test:
 # a kmemleak scan at the end); `make test` runs it too.
 test-debug:
 	@bash scripts/test.sh debug
+
+# The guest suite on the base kernel booted by virtme-ng (`vng --run`) with
+# 4 vCPUs and the multiqueue NIC; `make test` runs it too.
+vng-test:
+	@bash scripts/test.sh vng

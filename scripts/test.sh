@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # `make test`: every test of the project, from a fresh machine.
 #
-#	scripts/test.sh [base|debug]...	(default: base, and debug if cached)
+#	scripts/test.sh [base|vng|debug]...
+#		(default: base, vng, and debug if its kernel is cached)
 #
 # Installs the toolchain, builds (or reuses) the cached kernels, builds the
-# module and the test programs, checks what can be checked on the host, then,
-# for each kernel flavour, boots the guest (4 vCPUs, 4-queue virtio-net) and
-# runs selftests/guest/suite.sh in it: on the base kernel with the boot-time
-# KUnit doctests, on the debug kernel (KASAN, lockdep, atomic-sleep checks,
-# kmemleak) with any kernel report failing the run. Every test prints a TAP
+# module, the test programs and the user-space crates, checks what can be
+# checked on the host (including the crates' cargo tests and the loom model),
+# then, for each run, boots the guest (4 vCPUs, 4-queue virtio-net) and runs
+# selftests/guest/suite.sh in it: on the base kernel with the boot-time KUnit
+# doctests; on the same kernel under virtme-ng (vng); on the debug kernel
+# (KASAN, lockdep, atomic-sleep checks, kmemleak) with any kernel report
+# failing the run. Each run's CLI capture comes back to the host, where
+# tcpdump must read exactly the packets pktgen sent. Every test prints a TAP
 # line; the last line is "N passed, N failed".
 #
 # Logs: $PKTRING_LOGDIR (default ~/.cache/rust-pktring/logs); the guest's
@@ -31,14 +35,14 @@ host_result() { # status, description
 # hour. `make test-debug` (scripts/test.sh debug) builds it.
 flavours=("$@")
 if [ ${#flavours[@]} -eq 0 ]; then
-	flavours=(base)
+	flavours=(base vng)
 	[ -f "$CACHE/build-debug/.pktring-key" ] && flavours+=(debug)
 fi
 
 bash "$TOP/scripts/setup.sh"
 kdir=$(bash "$TOP/scripts/kernel.sh" base | tail -n1)
 
-step "building rust_pktring.ko (with clippy) and the test programs"
+step "building rust_pktring.ko (with clippy), the test programs and the pktring CLI"
 touch "$TOP/rust_pktring.rs"
 make -C "$TOP" -s KDIR="$kdir" CLIPPY=1 CLIPPY_DRIVER=/usr/bin/clippy-driver modules \
 	>"$LOGDIR/module.log" 2>&1 || die "module build failed (see $LOGDIR/module.log)"
@@ -46,6 +50,8 @@ make -C "$TOP" -s KDIR="$kdir" noowner >>"$LOGDIR/module.log" 2>&1 ||
 	die "test-only module build failed (see $LOGDIR/module.log)"
 make -C "$TOP/selftests" -s all >"$LOGDIR/selftests.log" 2>&1 ||
 	die "selftests build failed (see $LOGDIR/selftests.log)"
+make -C "$TOP/userspace" -s guest >"$LOGDIR/userspace.log" 2>&1 ||
+	die "the static pktring CLI did not build (see $LOGDIR/userspace.log)"
 
 step "host checks"
 rc=0; grep -qE '(^|\s)(warning|error)' "$LOGDIR/module.log" && rc=1
@@ -57,29 +63,61 @@ host_result $rc "the module is rustfmt clean"
 rc=0; printf '#include "rust_pktring_uapi.h"\nint main(void) { return 0; }\n' |
 	gcc -Wall -Werror -I"$TOP" -x c -o /dev/null - || rc=1
 host_result $rc "rust_pktring_uapi.h compiles and its layout asserts hold"
+# The user-space crates: the library and CLI's tests (the uapi mirrors
+# against the header among them) and the loom model of claim/release.
+rc=0; make -C "$TOP/userspace" -s unit-test >"$LOGDIR/cargo-test.log" 2>&1 || rc=1
+tests=$(awk '/^test result:/ { n += $4 } END { print n + 0 }' "$LOGDIR/cargo-test.log")
+host_result $rc "userspace: cargo test, $tests tests (library, CLI, loom model; log: $LOGDIR/cargo-test.log)"
+rc=0; make -C "$TOP/userspace" -s clippy >"$LOGDIR/cargo-clippy.log" 2>&1 || rc=1
+host_result $rc "userspace: clippy finds nothing (-D warnings)"
+rc=0; make -C "$TOP/userspace" -s fmt-check >/dev/null 2>&1 || rc=1
+host_result $rc "userspace: rustfmt clean"
 
-# Boots FLAVOUR's kernel with its modules and runs the suite; the console log
-# is test-FLAVOUR-<time>.log. Sets guest_rc.
-run_guest() { # flavour, kernel build, module, suite arguments, kernel arguments
-	local flavour=$1 build=$2 module=$3 suite_args=$4 append=$5 f log
-	step "booting the $flavour kernel (TCG, 4 vCPUs, 4-queue virtio-net) for the guest tests"
-	local adds=(--add "$module:/lib/modules/rust_pktring.ko"
-		--add "$TOP/build/noowner/rust_pktring.ko:/lib/modules/rust_pktring_noowner.ko"
-		--add "$build/samples/rust/rust_misc_ring.ko:/lib/modules/rust_misc_ring.ko")
-	for f in "$TOP"/selftests/build/* "$TOP"/selftests/guest/*.sh; do
-		adds+=(--add "$f:/bin/")
-	done
-	"$TOP/qemu/mkinitramfs.sh" "$tmp/$flavour.cpio.gz" "${adds[@]}" --run "suite.sh $suite_args"
-	log="$LOGDIR/test-$flavour-$stamp.log"
-	ln -sfn "$(basename "$log")" "$LOGDIR/test-$flavour-latest.log"
+# The pcap the guest's CLI test sent back: tcpdump must read exactly the
+# packets pktgen sent (selftests/guest/cli.sh), with their payloads intact.
+check_pcap() { # run, pcap
+	local n
+	n=$(tcpdump -r "$2" -nn 2>/dev/null | wc -l) || n=0
+	rc=0; [ "$n" -eq 1000 ] || rc=1
+	host_result $rc "$1: tcpdump -r reads the CLI's pcap: $n of 1000 packets"
+	rc=0; tcpdump -r "$2" -w - 2>/dev/null |
+		"$TOP/selftests/pcap_verify" --count 1000 --flows 16 --size 200 >"$tmp/verify" 2>&1 || rc=1
+	sed 's/^/# /' "$tmp/verify"
+	host_result $rc "$1: every packet in it is one pktgen sent, intact, each once"
+}
+
+# Boots a kernel and runs the suite: from an initramfs with the run's modules,
+# or (vng) under virtme-ng from this tree. The console log is
+# test-RUN-<time>.log. Sets guest_rc.
+run_guest() { # run, kernel build, module, suite arguments, kernel arguments
+	local run=$1 build=$2 module=$3 suite_args=$4 append=$5 f log boot
+	log="$LOGDIR/test-$run-$stamp.log"
+	ln -sfn "$(basename "$log")" "$LOGDIR/test-$run-latest.log"
+	if [ "$run" = vng ]; then
+		step "booting the base kernel with virtme-ng (TCG, 4 vCPUs, 4-queue virtio-net) for the guest tests"
+		boot=(--vng "suite.sh $suite_args")
+	else
+		step "booting the $run kernel (TCG, 4 vCPUs, 4-queue virtio-net) for the guest tests"
+		local adds=(--add "$module:/lib/modules/rust_pktring.ko"
+			--add "$TOP/build/noowner/rust_pktring.ko:/lib/modules/rust_pktring_noowner.ko"
+			--add "$build/samples/rust/rust_misc_ring.ko:/lib/modules/rust_misc_ring.ko"
+			--add "$TOP/userspace/target/guest/pktring:/bin/")
+		for f in "$TOP"/selftests/build/* "$TOP"/selftests/guest/*.sh; do
+			adds+=(--add "$f:/bin/")
+		done
+		"$TOP/qemu/mkinitramfs.sh" "$tmp/$run.cpio.gz" "${adds[@]}" --run "suite.sh $suite_args"
+		boot=(--initramfs "$tmp/$run.cpio.gz")
+	fi
 	guest_rc=0
-	"$TOP/qemu/boot.sh" --kernel "$build/arch/x86/boot/bzImage" --initramfs "$tmp/$flavour.cpio.gz" \
-		--timeout "${PKTRING_TEST_TIMEOUT:-3600}" --log "$log" --quiet --append "$append" || guest_rc=$?
-	tr -d '\r' <"$log" | grep -E '^(not )?ok [0-9]+ - ' | sed "s/^/$flavour: /" | tee -a "$tap" || true
-	if [ "$guest_rc" -ne 0 ] && ! grep -q "^$flavour: not ok" "$tap"; then
-		echo "not ok - $flavour: the guest run ended with rc $guest_rc without a failing test (see $log)" |
+	"$TOP/qemu/boot.sh" --kernel "$build/arch/x86/boot/bzImage" "${boot[@]}" --outdir "$tmp/out" \
+		--timeout "${PKTRING_TEST_TIMEOUT:-3600}" --log "$log" --quiet ${append:+--append "$append"} ||
+		guest_rc=$?
+	tr -d '\r' <"$log" | grep -E '^(not )?ok [0-9]+ - ' | sed "s/^/$run: /" | tee -a "$tap" || true
+	if [ "$guest_rc" -ne 0 ] && ! grep -q "^$run: not ok" "$tap"; then
+		echo "not ok - $run: the guest run ended with rc $guest_rc without a failing test (see $log)" |
 			tee -a "$tap"
 	fi
+	check_pcap "$run" "$tmp/out/cli-capture${suite_args:+-${suite_args#--}}.pcap"
 	logs+=("$log")
 }
 
@@ -89,6 +127,7 @@ logs=()
 for flavour in "${flavours[@]}"; do
 	case "$flavour" in
 	base) run_guest base "$kdir" "$TOP/rust_pktring.ko" "" "" ;;
+	vng) run_guest vng "$kdir" "$TOP/rust_pktring.ko" --vng "" ;;
 	debug)
 		dkdir=$(bash "$TOP/scripts/kernel.sh" debug | tail -n1)
 		make -C "$TOP" -s debug-module >>"$LOGDIR/module.log" 2>&1 ||
@@ -96,7 +135,7 @@ for flavour in "${flavours[@]}"; do
 		# KUnit off: an upstream doctest's oops (see README) would turn lockdep off.
 		run_guest debug "$dkdir" "$TOP/build/debug/rust_pktring.ko" --debug "kunit.enable=0"
 		;;
-	*) die "unknown flavour '$flavour' (base or debug)" ;;
+	*) die "unknown run '$flavour' (base, vng or debug)" ;;
 	esac
 done
 

@@ -7,12 +7,12 @@
 #
 # Busybox's applets come first in PATH, so the guest tests run under the same
 # shell and tools as in the initramfs guest; then the project's guest scripts
-# and test programs, straight from the host's tree. PKTRING_MODULE points the
-# tests at the module built in that tree.
+# and test programs and the pktring CLI, straight from the host's tree.
+# PKTRING_MODULE points the tests at the module built in that tree.
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 bb=/tmp/pktring-busybox
 mkdir -p "$bb" && busybox --install -s "$bb"
-export PATH="$bb:$TOP/qemu/guest:$TOP/selftests/guest:$TOP/selftests/build:$PATH"
+export PATH="$bb:$TOP/qemu/guest:$TOP/selftests/guest:$TOP/selftests/build:$TOP/userspace/target/guest:$PATH"
 export PKTRING_MODULE=${PKTRING_MODULE:-$TOP/rust_pktring.ko}
 
 ip link set lo up

@@ -3,15 +3,23 @@
 # lines "ok N - ..." / "not ok N - ..."; the host counts them.
 # Exits non-zero if any part failed.
 #
-#	suite.sh [--debug]
+#	suite.sh [--debug | --vng]
 #
 # --debug	the debug kernel's run: KUnit is off there (its boot-time
 #		doctests run in the base run), the race reproducer runs a
 #		shorter load with the owner map only, and a kmemleak scan ends
 #		the run.
+# --vng		the virtme-ng run (qemu/guest/vng-run.sh): the smoke test,
+#		the module's kselftest suite and the CLI, with the module
+#		from $PKTRING_MODULE; KUnit, the sample and the race
+#		reproducer run in the other runs.
 MODULES=/lib/modules
-debug=
-[ "${1:-}" = --debug ] && debug=1
+module=${PKTRING_MODULE:-$MODULES/rust_pktring.ko}
+mode=${1:-}
+case "$mode" in
+'' | --debug | --vng) ;;
+*) echo "suite.sh: unknown argument '$mode'" >&2; exit 2 ;;
+esac
 rc=0
 
 part() {
@@ -34,19 +42,24 @@ kmemleak_scan() {
 	fi
 }
 
-[ -z "$debug" ] && part kunit.sh
-part smoke.sh --module "$MODULES/rust_pktring.ko" --cpus "$(nproc)"
+[ -z "$mode" ] && part kunit.sh
+part smoke.sh --module "$module" --cpus "$(nproc)"
 
 # The patch series' sample, through its misc device, mmap, poll and hook.
-insmod "$MODULES/rust_misc_ring.ko" || rc=1
-part run_tests.sh misc_ring_sample_test
-rmmod rust_misc_ring || rc=1
+if [ "$mode" != --vng ]; then
+	insmod "$MODULES/rust_misc_ring.ko" || rc=1
+	part run_tests.sh misc_ring_sample_test
+	rmmod rust_misc_ring || rc=1
+fi
 
-part run_tests.sh pktring_test
-if [ -z "$debug" ]; then
-	part race.sh
-else
+part run_tests.sh pktring_test --module "$module"
+# The pcap each run sends to the host is named after the run.
+part cli.sh --module "$module" --export "cli-capture${mode:+-${mode#--}}.pcap"
+case "$mode" in
+'') part race.sh ;;
+--debug)
 	part race.sh --only owner --min-frames 50000 --min-large 2000
 	part kmemleak_scan
-fi
+	;;
+esac
 exit $rc

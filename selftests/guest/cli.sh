@@ -1,0 +1,184 @@
+#!/bin/sh
+# Guest test of the `pktring` CLI (busybox sh, in the qemu test guest, as
+# root, with the module not loaded). Prints TAP; exits 0 only if every test
+# passes.
+#
+#	cli.sh [--module PATH] [--export NAME]
+#
+# Needs /bin/pktring (userspace: make guest), pktring-traffic and eth0.
+# Checks the error messages (module not loaded, bad options, device node
+# missing, unknown interface, permission denied), then captures host UDP
+# packets at PRE_ROUTING and at ingress with a snaplen into pcap files that
+# must hold exactly the packets the summary reports, with every packet the
+# host sent either captured or counted as a kernel drop, and `pktring stats`.
+# Last, a capture of exactly 1000 packets (16 flows of 200-byte UDP) goes
+# to the host with pktring-export as NAME (default cli-capture.pcap), where
+# scripts/test.sh reads it with tcpdump and checks it with pcap_verify.
+
+module=${PKTRING_MODULE:-/lib/modules/rust_pktring.ko}
+export_name=cli-capture.pcap
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--module) module=$2; shift 2 ;;
+	--export) export_name=$2; shift 2 ;;
+	*) echo "cli.sh: unknown argument '$1'" >&2; exit 2 ;;
+	esac
+done
+dst=198.18.0.2
+tmp=/tmp/cli.$$
+mkdir -p "$tmp"
+n=0
+failed=0
+
+ok() { n=$((n + 1)); echo "ok $n - cli: $*"; }
+not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - cli: $*"; }
+skip() { n=$((n + 1)); echo "ok $n - cli: $1 # SKIP $2"; }
+diag() { sed 's/^/# /' "$@"; }
+
+# expect_error NAME STATUS TEXT -- COMMAND...: COMMAND exits with STATUS and
+# says TEXT on stderr.
+expect_error() {
+	name=$1 status=$2 text=$3
+	shift 4
+	"$@" >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	if [ "$rc" -eq "$status" ] && grep -qF -- "$text" "$tmp/err"; then
+		ok "$name"
+	else
+		not_ok "$name: exit $rc, want $status and '$text'"
+		diag "$tmp/err"
+	fi
+}
+
+# summary FILE: sets written, kpackets, kdrops, corrupt from a capture summary.
+summary() {
+	written=$(sed -n 's/^packets: *\([0-9]*\) in .*/\1/p' "$1")
+	corrupt=$(sed -n 's/^packets: .*, \([0-9]*\) corrupt frames$/\1/p' "$1")
+	kpackets=$(sed -n 's/^kernel: *\([0-9]*\) packets, .*/\1/p' "$1")
+	kdrops=$(sed -n 's/^kernel: .*, \([0-9]*\) drops$/\1/p' "$1")
+}
+
+# check_capture NAME SUMMARY PCAP SENT CAPLEN: the capture exited 0, the pcap
+# holds `written` packets of CAPLEN bytes, and every packet sent was written
+# or dropped.
+check_capture() {
+	name=$1 out=$2 pcap=$3 sent=$4 caplen=$5
+	summary "$out"
+	size=$(wc -c <"$pcap")
+	if grep -q '^# capture exit status 0$' "$out" && [ -n "$written" ] && [ "$size" -eq $((24 + written * (16 + caplen))) ] &&
+		[ "$corrupt" = 0 ] && [ "$kpackets" = "$sent" ] &&
+		[ $((written + kdrops)) -eq "$sent" ] && [ "$written" -gt 0 ]; then
+		ok "$name: $written packets in the pcap, $kdrops kernel drops"
+	else
+		not_ok "$name: pcap of $size bytes, want $written packets of $caplen bytes, $sent sent"
+		diag "$out"
+	fi
+}
+
+# start_capture OUT ARGS...: `pktring ARGS` in the background ($pid), output
+# in OUT; returns once it says it is capturing (or has exited).
+start_capture() {
+	out=$1
+	shift
+	pktring "$@" >"$out" 2>&1 &
+	pid=$!
+	i=0
+	while ! grep -q '^pktring: capturing' "$out" && kill -0 "$pid" 2>/dev/null && [ $i -lt 300 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+
+# capture_traffic OUT 'CAPTURE ARGS' TRAFFIC ARGS...: a capture in the
+# background while the host sends TRAFFIC, stopped with SIGINT after it.
+capture_traffic() {
+	out=$1 cargs=$2
+	shift 2
+	# shellcheck disable=SC2086 # the capture arguments are split at spaces
+	start_capture "$out" capture $cargs
+	pktring-traffic "$@" >"$tmp/traffic" 2>&1 || diag "$tmp/traffic"
+	sleep 2
+	kill -INT "$pid"
+	wait "$pid"
+	echo "# capture exit status $?" >>"$out"
+}
+
+# The module may be loaded by a test that ran before.
+[ -e /sys/module/rust_pktring ] && rmmod rust_pktring
+if [ -e /sys/module/rust_pktring ]; then
+	skip "module not loaded: says so" "rust_pktring could not be unloaded"
+else
+	expect_error "module not loaded: says so" 1 "module not loaded: insmod rust_pktring.ko" -- \
+		pktring stats -d 1s
+fi
+expect_error "missing -w: usage error" 2 "--write <FILE>" -- pktring capture -c 5
+expect_error "bad duration: usage error" 2 "invalid value 'soon'" -- pktring stats -d soon
+expect_error "ingress without interface" 1 "--hook ingress needs an interface" -- \
+	pktring stats --hook ingress
+expect_error "bad frame size" 1 "frame size 100 is not a multiple of 16" -- \
+	pktring stats --frame-size 100
+expect_error "unknown interface" 1 'no network interface named "nosuch0"' -- \
+	pktring stats -i nosuch0
+
+if ! insmod "$module"; then
+	not_ok "insmod $module"
+	echo "# $n tests, $failed failed"
+	exit 1
+fi
+expect_error "device node missing" 1 "device node missing" -- \
+	pktring stats --device /dev/nonexistent -d 1s
+expect_error "ingress on a missing ifindex" 1 "no such interface (ENODEV)" -- \
+	pktring stats --hook ingress --ifindex 999 -d 1s
+grep -qs '^nobody:' /etc/passwd || echo 'nobody:x:65534:65534:nobody:/:/bin/sh' >>/etc/passwd
+grep -qs '^nogroup:' /etc/group || echo 'nogroup:x:65534:' >>/etc/group
+expect_error "permission denied" 1 "permission denied: run as root" -- \
+	su nobody -s /bin/sh -c 'pktring stats -d 1s'
+
+capture_traffic "$tmp/pre.out" "-w $tmp/pre.pcap -i eth0 --family ipv4" \
+	udp --dst $dst --flows 16 --count 2000 --size 200 --rate 2000
+check_capture "capture at pre-routing" "$tmp/pre.out" "$tmp/pre.pcap" 2000 242
+capture_traffic "$tmp/ingress.out" "-w $tmp/ingress.pcap --hook ingress -i eth0 -s 64" \
+	udp --dst $dst --flows 4 --count 500 --size 200 --rate 1000
+check_capture "capture at ingress, snaplen 64" "$tmp/ingress.out" "$tmp/ingress.pcap" 500 64
+
+start_capture "$tmp/count.out" capture -w "$tmp/count.pcap" -c 100 -d 60s
+pktring-traffic udp --dst $dst --flows 4 --count 300 --size 200 --rate 1000 >/dev/null 2>&1
+wait "$pid"
+summary "$tmp/count.out"
+if [ "$written" = 100 ] && [ "$(wc -c <"$tmp/count.pcap")" -eq $((24 + 100 * 258)) ]; then
+	ok "capture stops after -c 100"
+else
+	not_ok "capture stops after -c 100: wrote $written"
+	diag "$tmp/count.out"
+fi
+
+start_capture "$tmp/stats.out" stats -d 4s -i eth0
+pktring-traffic udp --dst $dst --flows 8 --count 800 --size 100 --rate 1000 >/dev/null 2>&1
+wait "$pid"
+summary "$tmp/stats.out"
+if [ "$kpackets" = 800 ] && [ $((written + kdrops)) -eq 800 ] &&
+	grep -q '^per CPU: .*cpu' "$tmp/stats.out" && grep -q '^per queue: .*rx' "$tmp/stats.out"; then
+	ok "stats: 800 packets over CPUs and queues"
+else
+	not_ok "stats: 800 packets over CPUs and queues"
+	diag "$tmp/stats.out"
+fi
+
+# Exactly what the host sent, for the host to check: a ring large enough
+# for any burst, so nothing may be dropped.
+start_capture "$tmp/exact.out" capture -w "$tmp/exact.pcap" -c 1000 -d 120s -i eth0 --family ipv4 --blocks 64
+pktring-traffic udp --dst $dst --flows 16 --count 1000 --size 200 --rate 1000 >/dev/null 2>&1
+wait "$pid"
+echo "# capture exit status $?" >>"$tmp/exact.out"
+check_capture "capture of exactly 1000 packets" "$tmp/exact.out" "$tmp/exact.pcap" 1000 242
+if pktring-export "$tmp/exact.pcap" "$export_name" 2>"$tmp/export.err"; then
+	ok "the pcap reached the host as $export_name"
+else
+	not_ok "the pcap reached the host as $export_name"
+	diag "$tmp/export.err"
+fi
+
+rmmod rust_pktring || not_ok "rmmod rust_pktring"
+rm -rf "$tmp"
+echo "# $n tests, $failed failed"
+[ "$failed" -eq 0 ]
