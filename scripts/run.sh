@@ -2,11 +2,12 @@
 # `make run`: the main job, from a fresh machine.
 #
 # Installs the toolchain, builds (or reuses) the cached kernel, builds the
-# module, boots the guest (4 vCPUs, 4-queue virtio-net on a multiqueue tap in
-# a private network namespace), loads the module, has the host send UDP flows
-# into the guest while pktring_capture reads them from the ring, shows which
-# vCPUs and RX queues produced the frames and the ring's stats, and unloads
-# the module.
+# module and the pktring CLI, boots the guest (4 vCPUs, 4-queue virtio-net on
+# a multiqueue tap in a private network namespace), loads the module, has the
+# host send UDP flows into the guest while `pktring capture` writes them to a
+# pcap, shows its stats (with the vCPUs and RX queues that produced the
+# frames), brings the pcap back to the host, reads it with tcpdump and says
+# where it is.
 #
 # Knobs: PKTRING_RUN_PACKETS (default 4000), PKTRING_RUN_RATE (packets/s the
 # host sends, default 2000, slow enough for a TCG guest's consumer).
@@ -19,11 +20,13 @@ rate=${PKTRING_RUN_RATE:-2000}
 bash "$TOP/scripts/setup.sh"
 kdir=$(bash "$TOP/scripts/kernel.sh" base | tail -n1)
 
-step "building rust_pktring.ko and the guest programs"
+step "building rust_pktring.ko and the pktring CLI"
 make -C "$TOP" -s KDIR="$kdir" modules >"$LOGDIR/module.log" 2>&1 ||
 	die "module build failed (see $LOGDIR/module.log)"
-make -C "$TOP/selftests" -s all >"$LOGDIR/selftests.log" 2>&1 ||
-	die "selftests build failed (see $LOGDIR/selftests.log)"
+make -C "$TOP/selftests" -s pktgen >"$LOGDIR/selftests.log" 2>&1 ||
+	die "building the traffic generator failed (see $LOGDIR/selftests.log)"
+make -C "$TOP/userspace" -s guest >"$LOGDIR/userspace.log" 2>&1 ||
+	die "the pktring CLI did not build (see $LOGDIR/userspace.log)"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/pktring-run.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -32,22 +35,33 @@ cat >"$tmp/job.sh" <<EOF
 set -e
 insmod /lib/modules/rust_pktring.ko
 echo "# dmesg: \$(dmesg | grep rust_pktring | tail -n1)"
-pktring_capture -n $packets -t 120 -i eth0 -- \\
-	pktring-traffic udp --dst 198.18.0.2 --flows 16 --count $packets --size 200 --rate $rate
+pktring capture -w /tmp/capture.pcap -c $packets -d 120s -i eth0 --blocks 64 2>/tmp/capture.err &
+pid=\$!
+while ! grep -q '^pktring: capturing' /tmp/capture.err && kill -0 \$pid 2>/dev/null; do sleep 0.1; done
+head -n1 /tmp/capture.err
+pktring-traffic udp --dst 198.18.0.2 --flows 16 --count $packets --size 200 --rate $rate
+wait \$pid
+tail -n +2 /tmp/capture.err
 echo "# RX interrupts per queue and CPU:"
 grep -E 'virtio[0-9]+-input' /proc/interrupts
+pktring-export /tmp/capture.pcap capture.pcap
 rmmod rust_pktring
 echo "# dmesg: \$(dmesg | grep rust_pktring | tail -n1)"
 EOF
 "$TOP/qemu/mkinitramfs.sh" "$tmp/initramfs.cpio.gz" \
 	--add "$TOP/rust_pktring.ko:/lib/modules/rust_pktring.ko" \
-	--add "$TOP/selftests/build/pktring_capture:/bin/pktring_capture" \
+	--add "$TOP/userspace/target/guest/pktring:/bin/pktring" \
 	--add "$tmp/job.sh:/bin/job.sh" --run "sh /bin/job.sh"
 
-log="$LOGDIR/run-$(date +%Y%m%d-%H%M%S).log"
+stamp=$(date +%Y%m%d-%H%M%S)
+log="$LOGDIR/run-$stamp.log"
+out="$CACHE/captures/run-$stamp"
 step "booting the guest: $packets UDP packets over 16 flows from the host at $rate/s"
 "$TOP/qemu/boot.sh" --kernel "$kdir/arch/x86/boot/bzImage" --initramfs "$tmp/initramfs.cpio.gz" \
-	--timeout 600 --log "$log" --quiet
+	--timeout 600 --log "$log" --outdir "$out" --quiet
 tr -d '\r' <"$log" | sed -n '/^pktring-init: kernel/,/^pktring-init: command exited/p' |
 	grep -vE '^\[ *[0-9]+\.[0-9]+\]'
-step "done; console log: $log"
+[ -f "$out/capture.pcap" ] || die "no pcap came back from the guest (console log: $log)"
+step "the first packets, as the host's tcpdump reads them:"
+tcpdump -r "$out/capture.pcap" -nn -c 5 2>/dev/null
+step "pcap: $out/capture.pcap ($(tcpdump -r "$out/capture.pcap" -nn 2>/dev/null | wc -l) packets); console log: $log"
