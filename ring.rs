@@ -217,7 +217,8 @@ impl Ring {
         let slot = inner.head;
         let offset = self.layout.frame_offset(slot);
         // Acquire pairs with user space's release store of `TP_STATUS_KERNEL`: its reads of the
-        // frame are done before we write it.
+        // frame are done before we write it. The status goes first: `owner_map_claim` sets the
+        // bit when it succeeds, and a bit set for a slot we then refuse would never be cleared.
         if self.buf.load_acquire_u32(offset + hdr::STATUS) != Ok(TP_STATUS_KERNEL)
             || !owner_map_claim(&mut inner.owner_map, slot)
         {
