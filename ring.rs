@@ -308,34 +308,78 @@ impl Ring {
         };
         let ns = skb.timestamp_ns();
 
-        // Every offset below is a field of this frame, which `Layout` keeps inside the buffer
-        // and at least TPACKET2_HDRLEN long: the writes cannot fail.
-        let _ = buf.write_u32(frame + hdr::LEN, tp_len as u32);
-        let _ = buf.write_u32(frame + hdr::SNAPLEN, snaplen as u32);
-        let _ = buf.write_u16(frame + hdr::MAC, macoff as u16);
-        let _ = buf.write_u16(frame + hdr::NET, (macoff + maclen) as u16);
-        let _ = buf.write_u32(frame + hdr::SEC, ns.div_euclid(1_000_000_000) as u32);
-        let _ = buf.write_u32(frame + hdr::NSEC, ns.rem_euclid(1_000_000_000) as u32);
-        let _ = buf.write_u16(frame + hdr::VLAN_TCI, vlan_tci);
-        let _ = buf.write_u16(frame + hdr::VLAN_TPID, vlan_tpid);
-        let _ = buf.write_u16(frame + hdr::CPU, bh.cpu() as u16);
-        let rx_queue = skb.rx_queue().unwrap_or(uapi::PKTRING_NO_RX_QUEUE);
-        let _ = buf.write_u16(frame + hdr::RX_QUEUE, rx_queue);
-
-        let sll = frame + SLL_OFFSET;
+        // The header after `tp_status` and the `sockaddr_ll` are composed here and written with
+        // one copy: as fourteen out-of-line, bounds-checked stores they cost some 210
+        // instructions a packet, a sixth of what a 64-byte capture adds to the producer.
         let hatype = skb.hw_type();
         let ether = hatype == bindings::ARPHRD_ETHER as u16 && maclen >= 14;
-        let _ = buf.write_u16(sll + sll::FAMILY, bindings::AF_PACKET as u16);
-        let _ = buf.write_u16(sll + sll::PROTOCOL, skb.protocol().to_be());
-        let _ = buf.write_u32(sll + sll::IFINDEX, skb.ifindex() as u32);
-        let _ = buf.write_u16(sll + sll::HATYPE, hatype);
+        let rx_queue = skb.rx_queue().unwrap_or(uapi::PKTRING_NO_RX_QUEUE);
+        let sll = SLL_OFFSET;
+        let mut head = FrameHead::default();
+        head.put_u32(hdr::LEN, tp_len as u32);
+        head.put_u32(hdr::SNAPLEN, snaplen as u32);
+        head.put_u16(hdr::MAC, macoff as u16);
+        head.put_u16(hdr::NET, (macoff + maclen) as u16);
+        head.put_u32(hdr::SEC, ns.div_euclid(1_000_000_000) as u32);
+        head.put_u32(hdr::NSEC, ns.rem_euclid(1_000_000_000) as u32);
+        head.put_u16(hdr::VLAN_TCI, vlan_tci);
+        head.put_u16(hdr::VLAN_TPID, vlan_tpid);
+        head.put_u16(hdr::CPU, bh.cpu() as u16);
+        head.put_u16(hdr::RX_QUEUE, rx_queue);
+        head.put_u16(sll + sll::FAMILY, bindings::AF_PACKET as u16);
+        head.put_u16(sll + sll::PROTOCOL, skb.protocol().to_be());
+        head.put_u32(sll + sll::IFINDEX, skb.ifindex() as u32);
+        head.put_u16(sll + sll::HATYPE, hatype);
         let halen = if ether { 6 } else { 0 };
-        let _ = buf.write_bytes(sll + sll::PKTTYPE_HALEN, &[skb.pkt_type(), halen]);
-        // The source address of an Ethernet header, as `dev_parse_header()` reports it.
-        if ether && skb.copy_bits(mac + 6, buf, sll + sll::ADDR, 6).is_err() {
-            let _ = buf.write_bytes(sll + sll::ADDR, &[0; 6]);
+        head.put(sll + sll::PKTTYPE_HALEN, [skb.pkt_type(), halen]);
+        // The block is a part of this frame, which `Layout` keeps inside the buffer and at least
+        // TPACKET2_HDRLEN long: the write cannot fail.
+        let _ = buf.write_bytes(frame + hdr::LEN, &head.0);
+        // The source address of an Ethernet header, as `dev_parse_header()` reports it; the
+        // block left `sll_addr` zero (also where there is none, rather than stale bytes).
+        if ether {
+            let _ = skb.copy_bits(mac + 6, buf, frame + sll + sll::ADDR, 6);
         }
         flags
+    }
+}
+
+/// The bytes of a frame from `tp_len` to the end of the `sockaddr_ll`, composed before they are
+/// written to the shared buffer in one copy.
+struct FrameHead([u8; TPACKET2_HDRLEN - hdr::LEN]);
+
+impl Default for FrameHead {
+    fn default() -> Self {
+        Self([0; TPACKET2_HDRLEN - hdr::LEN])
+    }
+}
+
+impl FrameHead {
+    /// Puts `bytes` at frame offset `offset`.
+    ///
+    /// Always inlined, and by plain indexing: with the callers' constant offsets each put is
+    /// then a single store (`copy_from_slice()` and iterators over a few bytes became calls).
+    #[inline(always)]
+    fn put<const N: usize>(&mut self, offset: usize, bytes: [u8; N]) {
+        let mut i = 0;
+        while i < N {
+            // PANIC: callers pass the offsets of `hdr` and `SLL_OFFSET` plus `sll` with their
+            // fields' sizes, all between `hdr::LEN` and `TPACKET2_HDRLEN`.
+            self.0[offset - hdr::LEN + i] = bytes[i];
+            i += 1;
+        }
+    }
+
+    /// Puts the 16-bit `value` at frame offset `offset`, in host byte order.
+    #[inline(always)]
+    fn put_u16(&mut self, offset: usize, value: u16) {
+        self.put(offset, value.to_ne_bytes());
+    }
+
+    /// Puts the 32-bit `value` at frame offset `offset`, in host byte order.
+    #[inline(always)]
+    fn put_u32(&mut self, offset: usize, value: u32) {
+        self.put(offset, value.to_ne_bytes());
     }
 }
 
