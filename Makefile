@@ -13,7 +13,7 @@ export PATH := /usr/bin:$(PATH):$(HOME)/.cargo/bin
 
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) RUSTC=/usr/bin/rustc
 
-.PHONY: modules noowner debug-module setup kernel kernel-debug clippy rustfmt-check clean run test test-debug vng-test
+.PHONY: modules noowner debug-module setup kernel kernel-debug clippy rustfmt-check clean run test test-debug vng-test bench
 
 modules: $(if $(filter $(CACHE)/%,$(KDIR)),kernel)
 	+$(KMAKE) modules
@@ -74,3 +74,6 @@ test-debug:
 # 4 vCPUs and the multiqueue NIC; `make test` runs it too.
 vng-test:
 	@bash scripts/test.sh vng
+
+bench:
+	@bash bench/run.sh

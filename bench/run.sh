@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# `make bench`: rust_pktring against AF_PACKET TPACKET_V2 and TPACKET_V3 in one
+# guest boot, on the same traffic, with the same ring geometries.
+#
+# Builds (or reuses) the kernel, rust_pktring.ko and its noowner build, the
+# guest program (bench/pktbench.c), tcp_sink and the QEMU plugin that meters
+# the guest (bench/tcgstat.c); boots the guest once with bench/guest.sh as its
+# job; then writes the tables and the plot (bench/report.py, gnuplot) to
+# $PKTRING_CACHE/bench/<time>/ (`latest` points at the newest) and prints the
+# tables. See bench/README.md for what is measured and how to read it.
+#
+# Environment:
+#   BENCH_SECONDS	seconds of traffic per phase (default 4)
+#   BENCH_ROUNDS	owner/noowner rounds (default 2)
+#   BENCH_SECTIONS	guest sections (default "memcpy host lo owner multi")
+#   BENCH_QUICK=1	skip the 15k pps 64 B and the loopback TCP workloads
+#   BENCH_INSNS=off	no instruction counts (plugin markers and CPU times only)
+#   BENCH_AB_MODULES="NAME=FILE ..."
+#			more rust_pktring builds for the owner-map section (NAME
+#			without dashes), e.g. a proposed patch
+#   BENCH_MODULE, BENCH_NOOWNER_MODULE
+#			use these modules instead of building them (both)
+#   BENCH_KERNEL, BENCH_SYSTEM_MAP
+#			and this kernel (with the modules above)
+set -euo pipefail
+. "$(dirname "$0")/../scripts/lib.sh"
+
+secs=${BENCH_SECONDS:-4}
+rounds=${BENCH_ROUNDS:-2}
+sections=${BENCH_SECTIONS:-memcpy host lo owner multi}
+insns=${BENCH_INSNS:-on}
+stamp=$(date +%Y%m%d-%H%M%S)
+results=$CACHE/bench/$stamp
+build=$CACHE/bench/build
+mkdir -p "$results" "$build"
+
+# gnuplot draws the PNG; Debian's, installed here if missing.
+if ! command -v gnuplot >/dev/null; then
+	step "installing gnuplot-nox"
+	apt-get install -y -q gnuplot-nox >"$LOGDIR/bench-apt.log" 2>&1 ||
+		{ apt-get update -q >>"$LOGDIR/bench-apt.log" 2>&1 &&
+			apt-get install -y -q gnuplot-nox >>"$LOGDIR/bench-apt.log" 2>&1; } ||
+		die "could not install gnuplot-nox (see $LOGDIR/bench-apt.log)"
+fi
+
+if [ -n "${BENCH_KERNEL:-}" ]; then
+	kernel=$BENCH_KERNEL sysmap=${BENCH_SYSTEM_MAP:-}
+	module=${BENCH_MODULE:?BENCH_MODULE too} noowner=${BENCH_NOOWNER_MODULE:?BENCH_NOOWNER_MODULE too}
+	step "using the given kernel $kernel and modules $module, $noowner"
+elif [ -n "${BENCH_MODULE:-}" ]; then
+	bash "$TOP/scripts/setup.sh"
+	kdir=$(bash "$TOP/scripts/kernel.sh" base | tail -n1)
+	kernel=$kdir/arch/x86/boot/bzImage sysmap=$kdir/System.map
+	module=$BENCH_MODULE noowner=${BENCH_NOOWNER_MODULE:?BENCH_NOOWNER_MODULE too}
+	step "using the modules $module, $noowner"
+else
+	bash "$TOP/scripts/setup.sh"
+	kdir=$(bash "$TOP/scripts/kernel.sh" base | tail -n1)
+	step "building rust_pktring.ko and its noowner build"
+	make -C "$TOP" -s KDIR="$kdir" modules >"$LOGDIR/bench-module.log" 2>&1 ||
+		die "module build failed (see $LOGDIR/bench-module.log)"
+	make -C "$TOP" -s KDIR="$kdir" noowner >>"$LOGDIR/bench-module.log" 2>&1 ||
+		die "noowner module build failed (see $LOGDIR/bench-module.log)"
+	kernel=$kdir/arch/x86/boot/bzImage sysmap=$kdir/System.map
+	module=$TOP/rust_pktring.ko noowner=$TOP/build/noowner/rust_pktring.ko
+fi
+
+step "building the guest programs and the QEMU plugin"
+CFLAGS=(-O2 -g -Wall -Wextra -Wno-unused-parameter -std=gnu11)
+gcc "${CFLAGS[@]}" -pthread -static -o "$build/pktbench" "$TOP/bench/pktbench.c"
+gcc "${CFLAGS[@]}" -I"$TOP/selftests" -static -o "$build/tcp_sink" "$TOP/selftests/guest/tcp_sink.c"
+gcc "${CFLAGS[@]}" -shared -fPIC -fvisibility=hidden -o "$build/tcgstat.so" "$TOP/bench/tcgstat.c"
+
+adds=()
+for spec in ${BENCH_AB_MODULES:-}; do
+	name=${spec%%=*} file=${spec#*=}
+	[[ $name =~ ^[A-Za-z0-9_]+$ ]] && [ -f "$file" ] ||
+		die "BENCH_AB_MODULES: '$spec' is not NAME=FILE with an existing FILE and a NAME of [A-Za-z0-9_]"
+	adds+=(--add "$file:/lib/modules/ab-$name.ko")
+done
+args="--seconds $secs --rounds $rounds --sections '$sections'"
+[ "${BENCH_QUICK:-0}" = 1 ] && args="$args --quick"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/pktring-bench.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+"$TOP/qemu/mkinitramfs.sh" "$tmp/initramfs.cpio.gz" \
+	--add "$module:/lib/modules/rust_pktring.ko" \
+	--add "$noowner:/lib/modules/rust_pktring_noowner.ko" \
+	--add "$build/pktbench:/bin/pktbench" \
+	--add "$build/tcp_sink:/bin/tcp_sink" \
+	--add "$TOP/bench/guest.sh:/bin/bench-guest.sh" "${adds[@]}" \
+	--run "sh /bin/bench-guest.sh $args"
+
+plugin="$build/tcgstat.so,out=$results/tcgstat.txt,insns=$insns"
+[ -n "$sysmap" ] && [ -f "$sysmap" ] && plugin="$plugin,symbols=$sysmap"
+step "booting the guest (TCG, 4 vCPUs): $secs s per phase; console log: $results/console.log"
+start=$SECONDS
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+"$TOP/qemu/boot.sh" --kernel "$kernel" --initramfs "$tmp/initramfs.cpio.gz" \
+	--timeout "${BENCH_TIMEOUT:-2400}" --log "$results/console.log" --quiet \
+	-- -plugin "$plugin" -name pktbench,debug-threads=on ||
+	die "the guest run failed (console log: $results/console.log)"
+step "guest run took $((SECONDS - start)) s"
+
+{
+	echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo "host: $(nproc) CPUs, load average $load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end (other work on the machine shows here)"
+	echo "kernel: $kernel"
+	echo "modules: $module $noowner ${BENCH_AB_MODULES:-}"
+	echo "git: $(git -C "$TOP" describe --always --dirty 2>/dev/null || echo unknown)"
+} >"$results/env.txt"
+
+/usr/bin/python3 "$TOP/bench/report.py" "$results/console.log" "$results/tcgstat.txt" "$results" \
+	"$results/env.txt" >"$results/report.out" || die "report.py failed"
+(cd "$results" && gnuplot plot.gp) || echo "warning: gnuplot failed; no bench.png" >&2
+ln -sfn "$stamp" "$CACHE/bench/latest"
+cat "$results/report.out"
+step "results: $results (results.md, bench.png, phases.tsv, console.log, tcgstat.txt)"
