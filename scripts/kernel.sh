@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the guest kernel (flavour "base" or "debug") in the cache, outside the
-# clone. The source tree is extracted once per Debian kernel version and has
-# kernel/patches/*.patch applied; each flavour has its own O= build directory.
+# clone. The source tree is extracted once per Debian kernel version into a git
+# repository and has kernel/patches/*.patch applied with git am; each flavour
+# has its own O= build directory.
 # A stamp holds the key (kernel version, patch series, config fragments,
 # toolchain versions): an unchanged kernel is never rebuilt, a changed one is
 # rebuilt incrementally by make.
@@ -21,11 +22,21 @@ debug) fragments=("$TOP/kernel/config/base.config" "$TOP/kernel/config/debug.con
 esac
 
 srcver=$(dpkg-query -W -f='${Version}' linux-source-6.12)
-src="$CACHE/linux-$srcver"
+# The git repository of the kernel source (see below); the base flavour builds
+# from its own work tree, the debug flavour from a second work tree, so that
+# each has the series it was last built with and rebuilds incrementally.
+repo="$CACHE/linux-$srcver"
+case "$flavour" in
+base) src=$repo ;;
+*) src="$CACHE/linux-$srcver-$flavour" ;;
+esac
 out="$CACHE/build-$flavour"
 log="$LOGDIR/kernel-$flavour.log"
-patches=("$TOP"/kernel/patches/*.patch)
-[ -e "${patches[0]}" ] || patches=()
+# The series' patches, in order; 0000-cover-letter.patch is not one.
+patches=()
+for p in "$TOP"/kernel/patches/*.patch; do
+	case "$(basename "$p")" in 0000-*) ;; *) [ -e "$p" ] && patches+=("$p") ;; esac
+done
 
 key=$({
 	echo "$srcver"
@@ -36,10 +47,8 @@ key=$({
 	bindgen --version
 } | sha256sum | cut -d' ' -f1)
 
-# Locks: one per flavour for its build directory, then the source tree's,
-# exclusive while patches are applied and shared while a flavour builds, so
-# the two flavours build side by side and a check that finds a kernel up to
-# date never waits for the other flavour's build.
+# Locks: one per flavour, for its work tree and build directory, held for the
+# whole run; and the repository's, held only while git changes it.
 exec 8>"$CACHE/build-$flavour.lock"
 flock 8
 
@@ -50,37 +59,49 @@ if [ -z "$clippy" ] && [ -f "$out/arch/x86/boot/bzImage" ] &&
 	exit 0
 fi
 
+# The source is a git repository: the pristine Debian source is the commit
+# tagged "pristine", and a flavour's branch build-FLAVOUR is that commit with
+# the series applied by `git am`. A changed series resets the branch and
+# applies it again; git rewrites only the files that differ, so make rebuilds
+# only what the change touches. (`make series` checks the repository out once
+# more, as the branch "series", for editing the series as commits.)
 exec 9>"$CACHE/source.lock"
 flock -x 9
-
-# Source tree with exactly our patch series applied. The series that is in the
-# tree is kept beside it, so a change reverts it and applies the new one, and
-# make only rebuilds what the difference touches.
-applied="$src/.pktring-applied"
-if [ ! -f "$src/Makefile" ]; then
-	step "extracting $KERNEL_TARBALL (once per kernel version)"
-	rm -rf "$src.tmp" && mkdir -p "$src.tmp"
-	tar -C "$src.tmp" --strip-components=1 -xf "$KERNEL_TARBALL"
-	mkdir -p "$src.tmp/.pktring-applied"
-	mv "$src.tmp" "$src"
+if [ ! -d "$repo/.git" ]; then
+	step "extracting $KERNEL_TARBALL into a git repository (once per kernel version)"
+	rm -rf "$repo" "$repo.tmp" && mkdir -p "$repo.tmp"
+	tar -C "$repo.tmp" --strip-components=1 -xf "$KERNEL_TARBALL"
+	{
+		git -C "$repo.tmp" init -q -b debian &&
+			git -C "$repo.tmp" add -A -f . &&
+			"${GIT[@]}" -C "$repo.tmp" commit -q -m "Debian linux-source-$KERNEL_VERSION $srcver" &&
+			git -C "$repo.tmp" tag pristine
+	} >>"$log" 2>&1 || die "could not make a git repository of the kernel source (see $log)"
+	mv "$repo.tmp" "$repo"
 fi
-if ! diff -rq "$applied" "$TOP/kernel/patches" --exclude='*.md' >/dev/null 2>&1; then
-	step "applying the kernel/patches series"
-	mapfile -t old < <(find "$applied" -name '*.patch' | sort -r)
-	for p in "${old[@]}"; do
-		patch -d "$src" -p1 -R -s -N <"$p" >>"$log" 2>&1 ||
-			die "could not revert $(basename "$p") from $src; remove that directory to start afresh"
-	done
-	rm -f "$applied"/*.patch
-	for p in "${patches[@]}"; do
-		patch -d "$src" -p1 -s -N --dry-run <"$p" >"$LOGDIR/patch.log" 2>&1 ||
-			die "$(basename "$p") does not apply to Debian's $srcver (see $LOGDIR/patch.log)"
-		patch -d "$src" -p1 -s -N <"$p" >/dev/null
-		cp "$p" "$applied/"
-	done
+if [ "$src" != "$repo" ] && [ ! -e "$src/.git" ]; then
+	step "adding the $flavour work tree $src"
+	rm -rf "$src"
+	git -C "$repo" worktree prune
+	git -C "$repo" worktree add -q -f -B "build-$flavour" "$src" pristine >>"$log" 2>&1 ||
+		die "could not add the work tree $src (see $log)"
 fi
-
-flock -s 9
+series_key=$(cat "${patches[@]}" /dev/null | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$out/.pktring-series" 2>/dev/null)" != "$series_key" ] ||
+	[ "$(git -C "$src" symbolic-ref -q --short HEAD)" != "build-$flavour" ] ||
+	! git -C "$src" diff --quiet HEAD; then
+	step "applying the kernel/patches series to $src with git am"
+	git -C "$src" am --abort >/dev/null 2>&1 || true
+	git -C "$src" checkout -q -f -B "build-$flavour" pristine >>"$log" 2>&1 ||
+		die "could not reset $src to the pristine source; remove it to start afresh"
+	if [ ${#patches[@]} -gt 0 ] && ! "${GIT[@]}" -C "$src" am -q "${patches[@]}" >"$LOGDIR/patch.log" 2>&1; then
+		git -C "$src" am --abort >/dev/null 2>&1 || true
+		die "the series does not apply to Debian's $srcver with git am (see $LOGDIR/patch.log)"
+	fi
+	mkdir -p "$out"
+	echo "$series_key" >"$out/.pktring-series"
+fi
+flock -u 9
 
 # The toolchain must suit this kernel's Rust support; say so plainly if not.
 mkdir -p "$out"

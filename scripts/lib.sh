@@ -12,8 +12,13 @@ mkdir -p "$CACHE" "$LOGDIR"
 # comes from cargo install.
 export PATH="/usr/bin:$PATH:$HOME/.cargo/bin"
 export RUSTC=/usr/bin/rustc
-KMAKE=(make LLVM=-19 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTFMT=/usr/bin/rustfmt
+# LOCALVERSION= (set, and empty): the source tree is a git repository, and
+# without it setlocalversion would append "+" to the kernel release.
+KMAKE=(make LLVM=-19 LOCALVERSION= RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTFMT=/usr/bin/rustfmt
 	CLIPPY_DRIVER=/usr/bin/clippy-driver BINDGEN=bindgen)
+
+# git for commits the scripts make themselves (the pristine source, git am).
+GIT=(git -c user.name="rust_pktring build" -c user.email=build@rust-pktring.invalid)
 
 step() { printf '==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
