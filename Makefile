@@ -13,7 +13,7 @@ export PATH := /usr/bin:$(PATH):$(HOME)/.cargo/bin
 
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) RUSTC=/usr/bin/rustc
 
-.PHONY: modules noowner debug-module setup kernel kernel-debug clippy rustfmt-check clean run test test-debug vng-test bench
+.PHONY: modules noowner debug-module setup kernel kernel-debug clippy rustfmt-check clean run test test-debug vng-test kunit bench series series-export
 
 modules: $(if $(filter $(CACHE)/%,$(KDIR)),kernel)
 	+$(KMAKE) modules
@@ -75,5 +75,19 @@ test-debug:
 vng-test:
 	@bash scripts/test.sh vng
 
+# The boot-time KUnit doctests of the base kernel only (about a minute).
+kunit:
+	@bash scripts/test.sh kunit
+
 bench:
 	@bash bench/run.sh
+
+# The patch series as a git branch, for editing it as commits (scripts/series.sh):
+# `make series` checks kernel/patches out as the branch "series" of a work tree in
+# $(CACHE)/series, on the pristine Debian source; `make series-export` writes the
+# branch back to kernel/patches with git format-patch, cover letter included.
+series:
+	@bash scripts/series.sh import
+
+series-export:
+	@bash scripts/series.sh export

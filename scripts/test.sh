@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make test`: every test of the project, from a fresh machine.
 #
-#	scripts/test.sh [base|vng|debug]...
-#		(default: base, vng, and debug if its kernel is cached)
+#	scripts/test.sh [base|vng|debug|kunit]...
+#		(default: base, vng, and debug if its kernel is cached;
+#		kunit boots the base kernel for its doctests only)
 #
 # Installs the toolchain, builds (or reuses) the cached kernels, builds the
 # module, the test programs and the user-space crates, checks what can be
@@ -42,36 +43,39 @@ fi
 bash "$TOP/scripts/setup.sh"
 kdir=$(bash "$TOP/scripts/kernel.sh" base | tail -n1)
 
-step "building rust_pktring.ko (with clippy), the test programs and the pktring CLI"
-touch "$TOP/rust_pktring.rs"
-make -C "$TOP" -s KDIR="$kdir" CLIPPY=1 CLIPPY_DRIVER=/usr/bin/clippy-driver modules \
-	>"$LOGDIR/module.log" 2>&1 || die "module build failed (see $LOGDIR/module.log)"
-make -C "$TOP" -s KDIR="$kdir" noowner >>"$LOGDIR/module.log" 2>&1 ||
-	die "test-only module build failed (see $LOGDIR/module.log)"
-make -C "$TOP/selftests" -s all >"$LOGDIR/selftests.log" 2>&1 ||
-	die "selftests build failed (see $LOGDIR/selftests.log)"
-make -C "$TOP/userspace" -s guest >"$LOGDIR/userspace.log" 2>&1 ||
-	die "the static pktring CLI did not build (see $LOGDIR/userspace.log)"
+# `make kunit` needs the kernel only.
+if [ "${flavours[*]}" != kunit ]; then
+	step "building rust_pktring.ko (with clippy), the test programs and the pktring CLI"
+	touch "$TOP/rust_pktring.rs"
+	make -C "$TOP" -s KDIR="$kdir" CLIPPY=1 CLIPPY_DRIVER=/usr/bin/clippy-driver modules \
+		>"$LOGDIR/module.log" 2>&1 || die "module build failed (see $LOGDIR/module.log)"
+	make -C "$TOP" -s KDIR="$kdir" noowner >>"$LOGDIR/module.log" 2>&1 ||
+		die "test-only module build failed (see $LOGDIR/module.log)"
+	make -C "$TOP/selftests" -s all >"$LOGDIR/selftests.log" 2>&1 ||
+		die "selftests build failed (see $LOGDIR/selftests.log)"
+	make -C "$TOP/userspace" -s guest >"$LOGDIR/userspace.log" 2>&1 ||
+		die "the static pktring CLI did not build (see $LOGDIR/userspace.log)"
 
-step "host checks"
-rc=0; grep -qE '(^|\s)(warning|error)' "$LOGDIR/module.log" && rc=1
-host_result $rc "rust_pktring.ko builds with no compiler, clippy or objtool warning"
-rc=0; git -C "$TOP" ls-files 'rust_pktring*.rs' ring.rs uapi.rs | xargs grep -nwE 'unsafe' | grep -vE '^\S+:[0-9]+:\s*//' && rc=1
-host_result $rc "the module has no unsafe code"
-rc=0; (cd "$TOP" && rustfmt --edition 2021 --check rust_pktring.rs ring.rs uapi.rs >/dev/null) || rc=1
-host_result $rc "the module is rustfmt clean"
-rc=0; printf '#include "rust_pktring_uapi.h"\nint main(void) { return 0; }\n' |
-	gcc -Wall -Werror -I"$TOP" -x c -o /dev/null - || rc=1
-host_result $rc "rust_pktring_uapi.h compiles and its layout asserts hold"
-# The user-space crates: the library and CLI's tests (the uapi mirrors
-# against the header among them) and the loom model of claim/release.
-rc=0; make -C "$TOP/userspace" -s unit-test >"$LOGDIR/cargo-test.log" 2>&1 || rc=1
-tests=$(awk '/^test result:/ { n += $4 } END { print n + 0 }' "$LOGDIR/cargo-test.log")
-host_result $rc "userspace: cargo test, $tests tests (library, CLI, loom model; log: $LOGDIR/cargo-test.log)"
-rc=0; make -C "$TOP/userspace" -s clippy >"$LOGDIR/cargo-clippy.log" 2>&1 || rc=1
-host_result $rc "userspace: clippy finds nothing (-D warnings)"
-rc=0; make -C "$TOP/userspace" -s fmt-check >/dev/null 2>&1 || rc=1
-host_result $rc "userspace: rustfmt clean"
+	step "host checks"
+	rc=0; grep -qE '(^|\s)(warning|error)' "$LOGDIR/module.log" && rc=1
+	host_result $rc "rust_pktring.ko builds with no compiler, clippy or objtool warning"
+	rc=0; git -C "$TOP" ls-files 'rust_pktring*.rs' ring.rs uapi.rs | xargs grep -nwE 'unsafe' | grep -vE '^\S+:[0-9]+:\s*//' && rc=1
+	host_result $rc "the module has no unsafe code"
+	rc=0; (cd "$TOP" && rustfmt --edition 2021 --check rust_pktring.rs ring.rs uapi.rs >/dev/null) || rc=1
+	host_result $rc "the module is rustfmt clean"
+	rc=0; printf '#include "rust_pktring_uapi.h"\nint main(void) { return 0; }\n' |
+		gcc -Wall -Werror -I"$TOP" -x c -o /dev/null - || rc=1
+	host_result $rc "rust_pktring_uapi.h compiles and its layout asserts hold"
+	# The user-space crates: the library and CLI's tests (the uapi mirrors
+	# against the header among them) and the loom model of claim/release.
+	rc=0; make -C "$TOP/userspace" -s unit-test >"$LOGDIR/cargo-test.log" 2>&1 || rc=1
+	tests=$(awk '/^test result:/ { n += $4 } END { print n + 0 }' "$LOGDIR/cargo-test.log")
+	host_result $rc "userspace: cargo test, $tests tests (library, CLI, loom model; log: $LOGDIR/cargo-test.log)"
+	rc=0; make -C "$TOP/userspace" -s clippy >"$LOGDIR/cargo-clippy.log" 2>&1 || rc=1
+	host_result $rc "userspace: clippy finds nothing (-D warnings)"
+	rc=0; make -C "$TOP/userspace" -s fmt-check >/dev/null 2>&1 || rc=1
+	host_result $rc "userspace: rustfmt clean"
+fi
 
 # The pcap the guest's CLI test sent back: tcpdump must read exactly the
 # packets pktgen sent (selftests/guest/cli.sh), with their payloads intact.
@@ -117,7 +121,22 @@ run_guest() { # run, kernel build, module, suite arguments, kernel arguments
 		echo "not ok - $run: the guest run ended with rc $guest_rc without a failing test (see $log)" |
 			tee -a "$tap"
 	fi
-	check_pcap "$run" "$tmp/out/cli-capture${suite_args:+-${suite_args#--}}.pcap"
+	[ "$run" = kunit ] || check_pcap "$run" "$tmp/out/cli-capture${suite_args:+-${suite_args#--}}.pcap"
+	logs+=("$log")
+}
+
+# `make kunit`: the base kernel's boot-time doctests only, for the series' edit loop.
+run_kunit() { # kernel build
+	local log="$LOGDIR/test-kunit-$stamp.log"
+	step "booting the base kernel for its KUnit doctests"
+	"$TOP/qemu/mkinitramfs.sh" "$tmp/kunit.cpio.gz" --add "$TOP/selftests/guest/kunit.sh:/bin/" \
+		--run "kunit.sh"
+	guest_rc=0
+	"$TOP/qemu/boot.sh" --kernel "$1/arch/x86/boot/bzImage" --initramfs "$tmp/kunit.cpio.gz" \
+		--timeout 600 --log "$log" --quiet || guest_rc=$?
+	tr -d '\r' <"$log" | grep -E '^(not )?ok [0-9]+ - ' | sed "s/^/kunit: /" | tee -a "$tap" || true
+	[ "$guest_rc" -eq 0 ] || grep -q "^kunit: not ok" "$tap" ||
+		echo "not ok - kunit: the guest run ended with rc $guest_rc (see $log)" | tee -a "$tap"
 	logs+=("$log")
 }
 
@@ -127,15 +146,15 @@ logs=()
 for flavour in "${flavours[@]}"; do
 	case "$flavour" in
 	base) run_guest base "$kdir" "$TOP/rust_pktring.ko" "" "" ;;
+	kunit) run_kunit "$kdir" ;;
 	vng) run_guest vng "$kdir" "$TOP/rust_pktring.ko" --vng "" ;;
 	debug)
 		dkdir=$(bash "$TOP/scripts/kernel.sh" debug | tail -n1)
 		make -C "$TOP" -s debug-module >>"$LOGDIR/module.log" 2>&1 ||
 			die "debug module build failed (see $LOGDIR/module.log)"
-		# KUnit off: an upstream doctest's oops (see README) would turn lockdep off.
-		run_guest debug "$dkdir" "$TOP/build/debug/rust_pktring.ko" --debug "kunit.enable=0"
+		run_guest debug "$dkdir" "$TOP/build/debug/rust_pktring.ko" --debug ""
 		;;
-	*) die "unknown run '$flavour' (base, vng or debug)" ;;
+	*) die "unknown run '$flavour' (base, vng, debug or kunit)" ;;
 	esac
 done
 
