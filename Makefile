@@ -24,7 +24,7 @@ modules: $(if $(filter $(CACHE)/%,$(KDIR)),kernel)
 #   make noowner       the race reproducer's test-only module, without the
 #                      rx_owner_map (PKTRING_TEST_NO_OWNER_MAP=1)
 #   make debug-module  the module for the debug kernel
-MODULE_SRCS := rust_pktring.rs ring.rs uapi.rs Kbuild rust_pktring_uapi.h
+MODULE_SRCS := rust_pktring.rs ring.rs uapi.rs Kbuild rust_pktring_uapi.h uapi_layout.c
 define module_elsewhere # directory, kernel build, extra make arguments
 	@mkdir -p $(1)
 	cp -p $(MODULE_SRCS) $(1)/

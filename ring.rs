@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The RX ring: its layout, its lock-protected state, and the producer path that the netfilter
-//! hook runs on every CPU.
+//! The RX ring: its lock-protected state, the producer path that the netfilter hook runs on
+//! every CPU, and the readers it wakes. It takes a [`Layout`] and a [`Selection`] and knows
+//! nothing of requests; the frame's layout is `uapi.rs`'s.
 //!
 //! A slot moves through these states (see the crate documentation for who may write what):
 //!
@@ -13,105 +14,23 @@
 //!
 //! `claim()` and `release()` each run under the ring lock; the copy in between does not.
 
-use core::num::NonZeroUsize;
+use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::bindings;
-use kernel::bitmap::Bitmap;
+use kernel::bitmap::BitmapVec;
 use kernel::mm::user_shared::UserSharedBuffer;
-use kernel::net::netfilter::{Hook, HookState, Verdict};
+use kernel::net::netfilter::{Detached, Hook, HookState, Verdict};
 use kernel::net::skbuff::{Checksum, SkBuff};
 use kernel::prelude::*;
-use kernel::sync::poll::{events, PollWaitQueue};
+use kernel::sync::poll::{events, new_poll_wait_queue, PollWaitQueue};
 use kernel::sync::{new_spinlock_bh, Arc, BhDisabled, SpinLockBh};
 
-use crate::uapi::{self, RingRequest};
+use crate::uapi::{self, hdr, sll, tpacket_align, Layout, Selection, Stats};
+use crate::uapi::{SLL_OFFSET, TPACKET2_HDRLEN};
 
 /// `tp_status` of a slot the kernel may fill.
 const TP_STATUS_KERNEL: u32 = bindings::TP_STATUS_KERNEL;
 /// `tp_status` bit of a slot that belongs to user space.
 const TP_STATUS_USER: u32 = bindings::TP_STATUS_USER;
-
-/// Offsets of the `struct pktring_frame` (`tpacket2_hdr`) fields in a frame.
-mod hdr {
-    pub(super) const STATUS: usize = 0;
-    pub(super) const LEN: usize = 4;
-    pub(super) const SNAPLEN: usize = 8;
-    pub(super) const MAC: usize = 12;
-    pub(super) const NET: usize = 14;
-    pub(super) const SEC: usize = 16;
-    pub(super) const NSEC: usize = 20;
-    pub(super) const VLAN_TCI: usize = 24;
-    pub(super) const VLAN_TPID: usize = 26;
-    pub(super) const CPU: usize = 28;
-    pub(super) const RX_QUEUE: usize = 30;
-    /// `sizeof(struct tpacket2_hdr)`.
-    pub(super) const SIZE: usize = 32;
-}
-
-/// Offsets of the `struct sockaddr_ll` fields, from the start of the `sockaddr_ll`.
-mod sll {
-    pub(super) const FAMILY: usize = 0;
-    pub(super) const PROTOCOL: usize = 2;
-    pub(super) const IFINDEX: usize = 4;
-    pub(super) const HATYPE: usize = 8;
-    /// `sll_pkttype` and `sll_halen`, one byte each.
-    pub(super) const PKTTYPE_HALEN: usize = 10;
-    pub(super) const ADDR: usize = 12;
-    /// `sizeof(struct sockaddr_ll)`.
-    pub(super) const SIZE: usize = 20;
-}
-
-/// `TPACKET_ALIGNMENT`: frames and the data in them are aligned to it.
-pub(crate) const TPACKET_ALIGNMENT: usize = bindings::TPACKET_ALIGNMENT as usize;
-
-/// `TPACKET_ALIGN()`.
-const fn tpacket_align(len: usize) -> usize {
-    (len + TPACKET_ALIGNMENT - 1) & !(TPACKET_ALIGNMENT - 1)
-}
-
-/// `sizeof(struct pktring_frame)`.
-pub(crate) const FRAME_HDR_LEN: usize = hdr::SIZE;
-/// Offset of the `sockaddr_ll` in a frame.
-pub(crate) const SLL_OFFSET: usize = tpacket_align(hdr::SIZE);
-/// `TPACKET2_HDRLEN`: the frame header and the `sockaddr_ll`, the least a frame must hold.
-pub(crate) const TPACKET2_HDRLEN: usize = SLL_OFFSET + sll::SIZE;
-
-/// Where the frames are in the shared buffer, and how much of a packet each may hold.
-///
-/// # Invariants
-///
-/// Made from a request that `RingRequest::validate` accepted: `frame_nr > 0`, every frame lies
-/// inside a buffer of `mmap_size()` bytes, `frame_size >= TPACKET2_HDRLEN`.
-#[derive(Copy, Clone)]
-pub(crate) struct Layout {
-    pub(crate) block_size: usize,
-    pub(crate) block_nr: usize,
-    pub(crate) frame_size: usize,
-    pub(crate) frame_nr: usize,
-    pub(crate) frames_per_block: NonZeroUsize,
-    pub(crate) snaplen: usize,
-}
-
-impl Layout {
-    /// Returns the byte offset of frame `slot`, as af_packet lays frames out in blocks.
-    fn frame_offset(&self, slot: usize) -> usize {
-        (slot / self.frames_per_block) * self.block_size
-            + (slot % self.frames_per_block) * self.frame_size
-    }
-
-    /// Returns the size of the mapping: every block.
-    pub(crate) fn mmap_size(&self) -> usize {
-        self.block_size * self.block_nr
-    }
-}
-
-/// Packet counters since they were last read.
-#[derive(Copy, Clone, Default)]
-pub(crate) struct Stats {
-    /// Packets written to a slot.
-    pub(crate) delivered: u64,
-    /// Packets dropped because the head slot was not free.
-    pub(crate) drops: u64,
-}
 
 /// The fields of a [`Ring`] protected by its lock.
 struct RingInner {
@@ -119,18 +38,57 @@ struct RingInner {
     head: usize,
     /// `rx_owner_map`: one bit per slot, set from `claim()` to `release()`, while a producer owns
     /// the slot but its `tp_status` still reads `TP_STATUS_KERNEL`.
-    owner_map: Bitmap,
+    owner_map: BitmapVec,
     stats: Stats,
 }
 
-/// Which packets a ring captures, beyond what the hook registration selects.
-#[derive(Copy, Clone)]
-pub(crate) struct Filter {
-    /// Only packets that arrive on this device (0: any).
-    pub(crate) ifindex: i32,
-    /// Only these EtherTypes (netdev ingress sees every protocol; inet hooks select by family).
-    pub(crate) ipv4: bool,
-    pub(crate) ipv6: bool,
+/// What the pollers of a file wait on: shared by the file, which registers them before a ring
+/// exists, and by its ring, whose producers and hook wake them.
+#[pin_data]
+pub(crate) struct Readers {
+    #[pin]
+    queue: PollWaitQueue,
+    /// The errno that ended the capture for good; 0 while it runs. Set at most once.
+    error: AtomicU32,
+}
+
+impl Readers {
+    /// Allocates the readers of a new file. May sleep; takes no lock.
+    pub(crate) fn new() -> Result<Arc<Self>> {
+        Arc::pin_init(
+            pin_init!(Self {
+                queue <- new_poll_wait_queue!("pktring_readers"),
+                error: AtomicU32::new(0),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Returns the wait queue that `poll()` registers on.
+    pub(crate) fn queue(&self) -> &PollWaitQueue {
+        &self.queue
+    }
+
+    /// Returns the errno that ended the capture, or 0 while it runs.
+    ///
+    /// Read after registering on the queue: the acquire pairs with the release in `end`, and
+    /// the barriers of the queue ensure that either this sees the error or `end` sees the poller.
+    pub(crate) fn error(&self) -> u32 {
+        self.error.load(Ordering::Acquire)
+    }
+
+    /// Ends the capture with `errno` (the first reason sticks) and wakes every poller: with
+    /// `POLLERR`, and `POLLIN` for the frames that may be left.
+    fn end(&self, errno: u32) {
+        if self
+            .error
+            .compare_exchange(0, errno, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.queue
+                .notify_if_waiting(events::IN | events::RDNORM | events::ERR);
+        }
+    }
 }
 
 /// A ring: the memory shared with user space and the state the producers share.
@@ -138,11 +96,10 @@ pub(crate) struct Filter {
 pub(crate) struct Ring {
     buf: UserSharedBuffer,
     layout: Layout,
-    filter: Filter,
+    selection: Selection,
     #[pin]
     inner: SpinLockBh<RingInner>,
-    #[pin]
-    readers: PollWaitQueue,
+    readers: Arc<Readers>,
 }
 
 /// A slot a producer has claimed: it alone writes the frame until it releases it.
@@ -154,16 +111,20 @@ struct Claim {
 }
 
 impl Ring {
-    /// Allocates a ring for a validated request. May sleep; takes no lock.
-    pub(crate) fn new(req: &RingRequest) -> Result<Arc<Self>> {
-        let layout = req.layout();
+    /// Allocates a ring with `layout` that captures `selection` and wakes `readers`. May sleep;
+    /// takes no lock.
+    pub(crate) fn new(
+        layout: &Layout,
+        selection: &Selection,
+        readers: Arc<Readers>,
+    ) -> Result<Arc<Self>> {
         let buf = UserSharedBuffer::new(layout.mmap_size())?;
-        let owner_map = Bitmap::new(layout.frame_nr, GFP_KERNEL)?;
+        let owner_map = BitmapVec::new(layout.frame_nr, GFP_KERNEL)?;
         Arc::pin_init(
             pin_init!(Self {
                 buf,
-                layout,
-                filter: req.filter(),
+                layout: *layout,
+                selection: *selection,
                 inner <- new_spinlock_bh!(
                     RingInner {
                         head: 0,
@@ -172,7 +133,7 @@ impl Ring {
                     },
                     "pktring_ring"
                 ),
-                readers <- kernel::new_poll_wait_queue!("pktring_readers"),
+                readers,
             }),
             GFP_KERNEL,
         )
@@ -184,10 +145,6 @@ impl Ring {
 
     pub(crate) fn layout(&self) -> &Layout {
         &self.layout
-    }
-
-    pub(crate) fn readers(&self) -> &PollWaitQueue {
-        &self.readers
     }
 
     /// Returns the counters and clears them. Process context.
@@ -262,9 +219,45 @@ impl Ring {
         };
         let flags = self.fill(&claim, skb, bh);
         self.release(claim, TP_STATUS_USER | flags, bh);
-        self.readers.notify_if_waiting(events::IN | events::RDNORM);
+        self.readers
+            .queue
+            .notify_if_waiting(events::IN | events::RDNORM);
     }
 
+    /// Returns `true` if the ring captures `skb`, beyond what the hook registration selects:
+    /// the inet hooks see every device and, with both families, both protocols; a device hook
+    /// sees its device only, but every EtherType.
+    fn accepts(&self, skb: &SkBuff, state: &HookState<'_>) -> bool {
+        let sel = &self.selection;
+        if sel.hook != uapi::Hook::Ingress && sel.ifindex != 0 && state.in_ifindex() != sel.ifindex
+        {
+            return false;
+        }
+        match skb.protocol() {
+            uapi::ETH_P_IP => sel.ipv4,
+            uapi::ETH_P_IPV6 => sel.ipv6,
+            _ => false,
+        }
+    }
+}
+
+impl Hook for Ring {
+    fn hook(&self, skb: &SkBuff, state: &HookState<'_>, bh: &BhDisabled<'_>) -> Verdict {
+        if self.accepts(skb, state) {
+            self.receive(skb, bh);
+        }
+        Verdict::Accept
+    }
+
+    fn detached(&self, why: Detached) {
+        self.readers.end(match why {
+            Detached::Device => bindings::ENETDOWN,
+            Detached::Namespace => bindings::ENONET,
+        });
+    }
+}
+
+impl Ring {
     /// Writes the packet, its header and its `sockaddr_ll` into the claimed frame, and returns
     /// the status flags for it (all but `TP_STATUS_USER`). Writes nothing but the frame of
     /// `claim`, and never its `tp_status`.
@@ -287,7 +280,10 @@ impl Ring {
             // A MAC header too long for the frame: record the packet without its bytes.
             None => (TPACKET2_HDRLEN, 0),
         };
-        let copied = skb.copy_bits(mac, buf, frame + macoff, snaplen).is_ok();
+        let copied = buf
+            .range(frame + macoff, snaplen)
+            .and_then(|dst| skb.copy_bits(mac, dst))
+            .is_ok();
         let snaplen = if copied { snaplen } else { 0 };
 
         let mut flags = claim.losing;
@@ -338,7 +334,9 @@ impl Ring {
         // The source address of an Ethernet header, as `dev_parse_header()` reports it; the
         // block left `sll_addr` zero (also where there is none, rather than stale bytes).
         if ether {
-            let _ = skb.copy_bits(mac + 6, buf, frame + sll + sll::ADDR, 6);
+            let _ = buf
+                .range(frame + sll + sll::ADDR, 6)
+                .and_then(|dst| skb.copy_bits(mac + 6, dst));
         }
         flags
     }
@@ -385,43 +383,21 @@ impl FrameHead {
 
 /// Sets the owner bit of `slot`; returns `false` if a producer owns the slot already.
 #[cfg(not(pktring_test_no_owner_map))]
-fn owner_map_claim(owner_map: &mut Bitmap, slot: usize) -> bool {
-    matches!(owner_map.test_and_set(slot), Ok(false))
+fn owner_map_claim(owner_map: &mut BitmapVec, slot: usize) -> bool {
+    matches!(owner_map.test_and_set_bit(slot), Ok(false))
 }
 
 /// Clears the owner bit of `slot`.
 #[cfg(not(pktring_test_no_owner_map))]
-fn owner_map_release(owner_map: &mut Bitmap, slot: usize) {
-    let _ = owner_map.clear(slot);
+fn owner_map_release(owner_map: &mut BitmapVec, slot: usize) {
+    let _ = owner_map.clear_bit(slot);
 }
 
 /// The race the owner map closes, compiled back in for the selftests' reproducer only.
 #[cfg(pktring_test_no_owner_map)]
-fn owner_map_claim(_owner_map: &mut Bitmap, _slot: usize) -> bool {
+fn owner_map_claim(_owner_map: &mut BitmapVec, _slot: usize) -> bool {
     true
 }
 
 #[cfg(pktring_test_no_owner_map)]
-fn owner_map_release(_owner_map: &mut Bitmap, _slot: usize) {}
-
-impl Hook for Ring {
-    fn hook(&self, skb: &SkBuff, state: &HookState<'_>, bh: &BhDisabled<'_>) -> Verdict {
-        if self.filter.accepts(skb, state) {
-            self.receive(skb, bh);
-        }
-        Verdict::Accept
-    }
-}
-
-impl Filter {
-    fn accepts(&self, skb: &SkBuff, state: &HookState<'_>) -> bool {
-        if self.ifindex != 0 && state.in_ifindex() != self.ifindex {
-            return false;
-        }
-        match skb.protocol() {
-            uapi::ETH_P_IP => self.ipv4,
-            uapi::ETH_P_IPV6 => self.ipv6,
-            _ => false,
-        }
-    }
-}
+fn owner_map_release(_owner_map: &mut BitmapVec, _slot: usize) {}

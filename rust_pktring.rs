@@ -17,11 +17,12 @@
 //! freed, when the file is released: once it is closed and no longer mapped (a mapping holds a
 //! reference to its file).
 //!
-//! Errors: `EINVAL` for a bad request or mapping, `EBUSY` for a second set-up, `EPERM` for an
-//! executable mapping, `ENOTTY` for an unknown ioctl, `EFAULT` for a bad pointer, `ENODEV` for an
-//! ingress hook on a missing device, `E2BIG` once netfilter's 1024 hooks of one hook point are
-//! taken. An ingress ring whose device is deleted stops capturing; it never holds the device up.
-//! An open ring pins the module: `rmmod` fails (the kernel reports `EAGAIN`, "in use").
+//! Errors: `EINVAL` for a bad request or mapping, `EBUSY` for a second set-up, `EPERM` for a
+//! set-up without `CAP_NET_RAW` (see below) or an executable mapping, `ENOTTY` for an unknown
+//! ioctl, `EFAULT` for a bad pointer, `ENODEV` for an ingress hook on a device that is not in the
+//! ring's namespace, `ENONET` for a set-up in a namespace that is being dismantled, `E2BIG` once
+//! netfilter's 1024 hooks of one hook point are taken. An open ring pins the module: `rmmod`
+//! fails (the kernel reports `EAGAIN`, "in use").
 //!
 //! A complete consumer:
 //!
@@ -94,27 +95,49 @@
 //!   release ordering, when done with the frame. The kernel never trusts anything else it reads
 //!   back from the mapping.
 //!
+//! # Privilege and namespaces
+//!
+//! As for an af_packet socket: a ring captures in the network namespace of the process that
+//! opened the file (the file keeps a passive reference to it, which does not keep it alive), and
+//! setting it up needs `CAP_NET_RAW` in the user namespace that owns that network namespace,
+//! checked by `PKTRING_IOC_SET_RING` against the credentials the file was opened with. When the
+//! namespace is dismantled, or the device of an ingress ring goes away, the hook is taken down,
+//! `info.error` says why (`ENONET`, `ENETDOWN`) and `poll()` reports `POLLERR` from then on.
+//!
 //! # Locks
 //!
-//! Per open file, in this order: `RingFile::capture` (a mutex, process context only), then the
-//! ring lock (`Ring::inner`, a BH-safe spinlock that the hook takes in softirq context on any
-//! CPU). User memory is only touched with neither held, and nothing is allocated under the
-//! ring lock.
+//! In this order, and never the other way round:
+//!
+//! 1. the mmap lock (taken by the VFS around `mmap`);
+//! 2. `RingFile::state`, a spinlock taken in process context only, and only to look at or
+//!    swap the state: nothing is allocated, copied to or from user space, registered or
+//!    unregistered, and no RCU grace period is waited for under it;
+//! 3. the ring lock (`Ring::inner`, a BH-safe spinlock that the hook takes in softirq context on
+//!    any CPU): the claim and release of a slot, the counters;
+//! 4. the readers' wait queue lock (taken to wake pollers).
+//!
+//! The RTNL lock is taken by hook registration and its drop, with none of the above held, and
+//! by the netdevice notifier that ends a capture, which only takes 4 under it. Set-up therefore
+//! builds the ring and registers its hook with no lock held and installs them under 2; the
+//! capture is dropped when the file is released, with no lock held either. User memory is only
+//! touched with none of 2-4 held, and nothing is allocated under them.
 
+use kernel::bindings;
 use kernel::c_str;
 use kernel::fs::File;
 use kernel::miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration};
 use kernel::mm::virt::{flags as vm_flags, VmaNew};
-use kernel::net::netfilter::Registration;
+use kernel::net::namespace::{Capability, Namespace, PassiveRef};
+use kernel::net::netfilter::{Family, HookOptions, HookPoint, Registration};
 use kernel::prelude::*;
 use kernel::sync::poll::{events, PollTable};
-use kernel::sync::{new_mutex, Arc, Mutex};
+use kernel::sync::{new_spinlock, Arc, SpinLock};
 
 mod ring;
 mod uapi;
 
-use ring::Ring;
-use uapi::RingRequest;
+use ring::{Readers, Ring};
+use uapi::{RingRequest, Selection};
 
 module! {
     type: PktRingModule,
@@ -129,11 +152,11 @@ struct PktRingModule {
 }
 
 impl kernel::Module for PktRingModule {
-    fn init(module: &'static ThisModule) -> Result<Self> {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
         let opts = MiscDeviceOptions {
             name: c_str!("pktring"),
         };
-        let misc = KBox::pin_init(MiscDeviceRegistration::register(opts, module), GFP_KERNEL)?;
+        let misc = KBox::pin_init(MiscDeviceRegistration::register(opts), GFP_KERNEL)?;
         if cfg!(pktring_test_no_owner_map) {
             pr_warn!("TEST BUILD: rx_owner_map disabled, producers WILL corrupt frames\n");
         }
@@ -156,60 +179,134 @@ struct Capture {
     ring: Arc<Ring>,
 }
 
+impl Capture {
+    /// Builds a ring for `req` and registers its hook in `net`. May sleep, takes the RTNL lock
+    /// (for an ingress hook), allocates up to `PKTRING_MAX_RING_BYTES`: call it with no lock held.
+    fn new(net: &Namespace, req: &RingRequest, readers: Arc<Readers>) -> Result<Arc<Self>> {
+        let ring = Ring::new(req.layout(), req.selection(), readers)?;
+        let hook = KBox::pin_init(
+            Registration::register(net, hook_options(req.selection()), ring.clone()),
+            GFP_KERNEL,
+        )?;
+        Ok(Arc::new(Self { _hook: hook, ring }, GFP_KERNEL)?)
+    }
+}
+
+/// Returns where the hook of `selection` is registered.
+fn hook_options(selection: &Selection) -> HookOptions {
+    let (family, point, ifindex) = match selection.hook {
+        uapi::Hook::Ingress => (Family::Netdev, HookPoint::Ingress, selection.ifindex),
+        hook => (
+            match (selection.ipv4, selection.ipv6) {
+                (true, false) => Family::Ipv4,
+                (false, true) => Family::Ipv6,
+                _ => Family::Inet,
+            },
+            if hook == uapi::Hook::LocalIn {
+                HookPoint::LocalIn
+            } else {
+                HookPoint::PreRouting
+            },
+            0,
+        ),
+    };
+    HookOptions {
+        family,
+        point,
+        priority: selection.priority,
+        ifindex,
+    }
+}
+
+/// Where a file is in its life: no ring, one being set up, or capturing.
+enum State {
+    Idle,
+    SettingUp,
+    Capturing(Arc<Capture>),
+}
+
 /// The state of one open file of `/dev/pktring`.
 #[pin_data]
 struct RingFile {
-    /// The capture, once `PKTRING_IOC_SET_RING` set it up; it lasts until the file is closed.
+    /// The network namespace of the opener, which the ring captures in.
+    net: PassiveRef,
+    /// The file's pollers, there from `open` on, so that a `poll()` before set-up is woken too.
+    readers: Arc<Readers>,
+    /// Lock 2 of the lock order: see the crate documentation.
     #[pin]
-    capture: Mutex<Option<Capture>>,
+    state: SpinLock<State>,
 }
 
 impl RingFile {
-    /// Returns the ring, or `EINVAL` if none is set up.
-    fn ring(&self) -> Result<Arc<Ring>> {
-        match &*self.capture.lock() {
-            Some(capture) => Ok(capture.ring.clone()),
-            None => Err(EINVAL),
+    /// Returns the capture, or `EINVAL` if none is set up.
+    fn capture(&self) -> Result<Arc<Capture>> {
+        match &*self.state.lock() {
+            State::Capturing(capture) => Ok(capture.clone()),
+            State::Idle | State::SettingUp => Err(EINVAL),
         }
     }
 
-    /// `PKTRING_IOC_SET_RING`: reads and checks the request, then sets the ring up.
-    fn set_ring(&self, arg: usize) -> Result {
-        // Read user memory before taking the mutex, which `mmap` takes under the mmap lock.
+    /// `PKTRING_IOC_SET_RING`: reads and checks the request, checks the opener's privilege, then
+    /// sets the ring up.
+    fn set_ring(&self, file: &File, arg: usize) -> Result {
         let req = RingRequest::from_user(arg)?;
-        let mut capture = self.capture.lock();
-        if capture.is_some() {
-            return Err(EBUSY);
+        // An active reference while the hook is registered; none once it is.
+        let net = self
+            .net
+            .get()
+            .ok_or(Error::from_errno(-(bindings::ENONET as i32)))?;
+        if !net.file_capable(file, Capability::NetRaw) {
+            return Err(EPERM);
         }
-        let ring = Ring::new(&req)?;
-        let hook = KBox::pin_init(
-            Registration::register(req.hook_options(), ring.clone()),
-            GFP_KERNEL,
-        )?;
-        *capture = Some(Capture { _hook: hook, ring });
-        Ok(())
+        {
+            let mut state = self.state.lock();
+            if !matches!(*state, State::Idle) {
+                return Err(EBUSY);
+            }
+            *state = State::SettingUp;
+        }
+        // Allocate and register with no lock held, then install under the state lock.
+        let capture = Capture::new(&net, &req, self.readers.clone());
+        let mut state = self.state.lock();
+        match capture {
+            Ok(capture) => {
+                *state = State::Capturing(capture);
+                Ok(())
+            }
+            Err(err) => {
+                *state = State::Idle;
+                Err(err)
+            }
+        }
     }
 }
 
 #[vtable]
 impl MiscDevice for RingFile {
+    const OWNER: &'static ThisModule = &THIS_MODULE;
     type Ptr = Pin<KBox<Self>>;
 
     fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Self::Ptr> {
+        let net = Namespace::current().ok_or(ENXIO)?;
         KBox::try_pin_init(
             try_pin_init!(Self {
-                capture <- new_mutex!(None, "pktring_capture"),
+                net: net.passive(),
+                readers: Readers::new()?,
+                state <- new_spinlock!(State::Idle, "pktring_state"),
             }),
             GFP_KERNEL,
         )
     }
 
-    fn ioctl(device: Pin<&RingFile>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+    fn ioctl(device: Pin<&RingFile>, file: &File, cmd: u32, arg: usize) -> Result<isize> {
         match cmd {
-            uapi::PKTRING_IOC_SET_RING => device.set_ring(arg)?,
-            uapi::PKTRING_IOC_GET_INFO => uapi::write_info(arg, device.ring()?.layout())?,
+            uapi::PKTRING_IOC_SET_RING => device.set_ring(file, arg)?,
+            uapi::PKTRING_IOC_GET_INFO => {
+                let capture = device.capture()?;
+                uapi::write_info(arg, capture.ring.layout(), device.readers.error())?
+            }
             uapi::PKTRING_IOC_GET_STATS => {
-                let stats = device.ring()?.take_stats();
+                let stats = device.capture()?.ring.take_stats();
                 uapi::write_stats(arg, &stats)?
             }
             _ => return Err(ENOTTY),
@@ -218,25 +315,29 @@ impl MiscDevice for RingFile {
     }
 
     fn mmap(device: Pin<&RingFile>, _file: &File, vma: &VmaNew) -> Result {
-        let ring = device.ring()?;
-        if vma.flags() & vm_flags::SHARED == 0 {
-            // A private mapping would copy on write: frames could never be handed back.
+        let capture = device.capture()?;
+        // A shared mapping, writable or not: `mmap()` clears VM_SHARED for a read-only file's.
+        // A private mapping would copy on write: frames could never be handed back.
+        if vma.flags() & vm_flags::MAYSHARE == 0 {
             return Err(EINVAL);
         }
         vma.try_clear_mayexec()?;
         vma.set_dontcopy();
-        ring.buffer().map(vma)
+        capture.ring.buffer().map(vma)
     }
 
-    fn poll(device: Pin<&RingFile>, file: &File, table: &PollTable<'_>) -> Result<u32> {
-        let Ok(ring) = device.ring() else {
-            return Ok(0);
-        };
-        table.register_wait(file, ring.readers());
-        Ok(if ring.readable() {
-            events::IN | events::RDNORM
-        } else {
-            0
-        })
+    fn poll<'a>(device: Pin<&'a RingFile>, file: &File, table: &PollTable<'a>) -> Result<u32> {
+        // Registered whether or not there is a ring yet: set-up does not wake, frames do.
+        table.register_wait(file, device.get_ref().readers.queue());
+        let mut mask = 0;
+        if let Ok(capture) = device.capture() {
+            if capture.ring.readable() {
+                mask |= events::IN | events::RDNORM;
+            }
+        }
+        if device.readers.error() != 0 {
+            mask |= events::ERR;
+        }
+        Ok(mask)
     }
 }

@@ -15,6 +15,18 @@
  * tpacket2_hdr), then a struct sockaddr_ll at info.sll_offset, then the packet
  * from its MAC header at tp_mac (its network header at tp_net).
  *
+ * Who may capture what, as for an af_packet socket: a ring captures in the
+ * network namespace of the process that opened the file (its hooks are
+ * registered there, an ingress ifindex is a device of that namespace), and
+ * setting it up needs CAP_NET_RAW in the user namespace that owns that
+ * network namespace. PKTRING_IOC_SET_RING checks that against the
+ * credentials the file was opened with (file_ns_capable()), so a file opened
+ * by a privileged process and passed over a UNIX socket keeps working, and
+ * one opened without the capability fails with EPERM, whoever calls. A file
+ * opened O_RDONLY may set a ring up and map it read-only (MAP_SHARED,
+ * PROT_READ); it cannot hand frames back, so once the ring is full every
+ * packet is a drop. Private mappings are refused.
+ *
  * Ownership is carried by tp_status alone: TP_STATUS_KERNEL (0) means the
  * kernel may fill the frame; any non-zero value has TP_STATUS_USER set and
  * means the frame is complete and belongs to user space, which hands it back
@@ -87,6 +99,12 @@ struct pktring_req {
  * @hdr_len:	sizeof(struct pktring_frame)
  * @sll_offset:	offset of the struct sockaddr_ll in a frame
  * @snaplen:	the effective snaplen
+ * @error:	0 while the ring captures. Once capture has ended for good, the
+ *		reason: ENETDOWN when the device of a PKTRING_HOOK_INGRESS ring
+ *		was deleted or moved to another network namespace, ENONET when
+ *		the network namespace the ring captures in was dismantled. From
+ *		then on poll(2) reports POLLERR (with POLLIN while frames are
+ *		left to read); the frames already in the ring stay readable.
  * @reserved:	zero
  */
 struct pktring_info {
@@ -100,7 +118,8 @@ struct pktring_info {
 	__u32 hdr_len;
 	__u32 sll_offset;
 	__u32 snaplen;
-	__u32 reserved[5];
+	__u32 error;
+	__u32 reserved[4];
 };
 
 /**

@@ -1,16 +1,27 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The user-space ABI of `rust_pktring_uapi.h`: ioctl numbers, and the request, info and stats
-//! structures, read and written field by field in the header's layout.
+//! The user-space ABI of `rust_pktring_uapi.h`: ioctl numbers; the request, info and stats
+//! structures, read and written at their offsets; the frame header and `sockaddr_ll` that a
+//! frame starts with; and what a request describes: the ring's [`Layout`] and the capture's
+//! [`Selection`].
+//!
+//! Every offset and size here is asserted at compile time against the C compiler's view of the
+//! header (`uapi_layout.c`, turned into `uapi_layout.rs` by the build) and, for the frame header
+//! and `sockaddr_ll`, against the kernel's own `tpacket2_hdr` and `sockaddr_ll`. Nothing here
+//! knows about rings, locks or hooks: the ring module depends on this one, never the reverse.
 
+use core::mem::{offset_of, size_of};
 use core::num::NonZeroUsize;
+use kernel::bindings;
 use kernel::ioctl::{_IOR, _IOW};
-use kernel::net::netfilter::{Family, HookOptions, HookPoint};
 use kernel::page::PAGE_SIZE;
 use kernel::prelude::*;
 use kernel::uaccess::{UserPtr, UserSlice};
 
-use crate::ring::{self, Filter, Layout, Stats};
+/// The C compiler's layout of the header, generated from `uapi_layout.c` at build time.
+mod c {
+    include!("uapi_layout.rs");
+}
 
 /// `PKTRING_VERSION`.
 pub(crate) const PKTRING_VERSION: u32 = 1;
@@ -29,19 +40,232 @@ const PKTRING_HOOK_PRE_ROUTING: u16 = 0;
 const PKTRING_HOOK_LOCAL_IN: u16 = 1;
 const PKTRING_HOOK_INGRESS: u16 = 2;
 
-/// EtherTypes the capture filter selects, in host byte order.
+/// `struct pktring_req`: field offsets.
+mod req {
+    pub(super) const SIZE_FIELD: usize = 0;
+    pub(super) const VERSION: usize = 4;
+    pub(super) const BLOCK_SIZE: usize = 8;
+    pub(super) const BLOCK_NR: usize = 12;
+    pub(super) const FRAME_SIZE: usize = 16;
+    pub(super) const FRAME_NR: usize = 20;
+    pub(super) const SNAPLEN: usize = 24;
+    pub(super) const FAMILY: usize = 28;
+    pub(super) const HOOK: usize = 30;
+    pub(super) const IFINDEX: usize = 32;
+    pub(super) const PRIORITY: usize = 36;
+    pub(super) const RESERVED: usize = 40;
+    /// `sizeof(struct pktring_req)`.
+    pub(super) const SIZE: usize = 56;
+}
+
+/// `struct pktring_info`: field offsets.
+mod info {
+    pub(super) const SIZE_FIELD: usize = 0;
+    pub(super) const VERSION: usize = 4;
+    pub(super) const MMAP_SIZE: usize = 8;
+    pub(super) const BLOCK_SIZE: usize = 16;
+    pub(super) const BLOCK_NR: usize = 20;
+    pub(super) const FRAME_SIZE: usize = 24;
+    pub(super) const FRAME_NR: usize = 28;
+    pub(super) const HDR_LEN: usize = 32;
+    pub(super) const SLL_OFFSET: usize = 36;
+    pub(super) const SNAPLEN: usize = 40;
+    pub(super) const ERROR: usize = 44;
+    pub(super) const RESERVED: usize = 48;
+    /// `sizeof(struct pktring_info)`.
+    pub(super) const SIZE: usize = 64;
+}
+
+/// `struct pktring_stats`: field offsets.
+mod stats {
+    pub(super) const PACKETS: usize = 0;
+    pub(super) const DROPS: usize = 8;
+    /// `sizeof(struct pktring_stats)`.
+    pub(super) const SIZE: usize = 16;
+}
+
+/// Offsets of the `struct pktring_frame` (`tpacket2_hdr`) fields in a frame.
+pub(crate) mod hdr {
+    pub(crate) const STATUS: usize = 0;
+    pub(crate) const LEN: usize = 4;
+    pub(crate) const SNAPLEN: usize = 8;
+    pub(crate) const MAC: usize = 12;
+    pub(crate) const NET: usize = 14;
+    pub(crate) const SEC: usize = 16;
+    pub(crate) const NSEC: usize = 20;
+    pub(crate) const VLAN_TCI: usize = 24;
+    pub(crate) const VLAN_TPID: usize = 26;
+    pub(crate) const CPU: usize = 28;
+    pub(crate) const RX_QUEUE: usize = 30;
+    /// `sizeof(struct pktring_frame)`, `sizeof(struct tpacket2_hdr)`.
+    pub(crate) const SIZE: usize = 32;
+}
+
+/// Offsets of the `struct sockaddr_ll` fields, from the start of the `sockaddr_ll`.
+pub(crate) mod sll {
+    pub(crate) const FAMILY: usize = 0;
+    pub(crate) const PROTOCOL: usize = 2;
+    pub(crate) const IFINDEX: usize = 4;
+    pub(crate) const HATYPE: usize = 8;
+    /// `sll_pkttype` and `sll_halen`, one byte each.
+    pub(crate) const PKTTYPE_HALEN: usize = 10;
+    pub(crate) const ADDR: usize = 12;
+    /// `sizeof(struct sockaddr_ll)`.
+    pub(crate) const SIZE: usize = 20;
+}
+
+/// `TPACKET_ALIGNMENT`: frames and the data in them are aligned to it.
+pub(crate) const TPACKET_ALIGNMENT: usize = bindings::TPACKET_ALIGNMENT as usize;
+
+/// `TPACKET_ALIGN()`.
+pub(crate) const fn tpacket_align(len: usize) -> usize {
+    (len + TPACKET_ALIGNMENT - 1) & !(TPACKET_ALIGNMENT - 1)
+}
+
+/// `sizeof(struct pktring_frame)`.
+pub(crate) const FRAME_HDR_LEN: usize = hdr::SIZE;
+/// Offset of the `sockaddr_ll` in a frame.
+pub(crate) const SLL_OFFSET: usize = tpacket_align(hdr::SIZE);
+/// `TPACKET2_HDRLEN`: the frame header and the `sockaddr_ll`, the least a frame must hold.
+pub(crate) const TPACKET2_HDRLEN: usize = SLL_OFFSET + sll::SIZE;
+
+const PKTRING_IOC_MAGIC: u32 = 0xb9;
+pub(crate) const PKTRING_IOC_SET_RING: u32 = _IOW::<[u8; req::SIZE]>(PKTRING_IOC_MAGIC, 1);
+pub(crate) const PKTRING_IOC_GET_INFO: u32 = _IOR::<[u8; info::SIZE]>(PKTRING_IOC_MAGIC, 2);
+pub(crate) const PKTRING_IOC_GET_STATS: u32 = _IOR::<[u8; stats::SIZE]>(PKTRING_IOC_MAGIC, 3);
+
+// The header as the C compiler lays it out, and the kernel's frame header and `sockaddr_ll`.
+const _: () = {
+    assert!(req::SIZE == c::REQ_SIZE);
+    assert!(req::SIZE_FIELD == c::REQ_SIZE_FIELD && req::VERSION == c::REQ_VERSION);
+    assert!(req::BLOCK_SIZE == c::REQ_BLOCK_SIZE && req::BLOCK_NR == c::REQ_BLOCK_NR);
+    assert!(req::FRAME_SIZE == c::REQ_FRAME_SIZE && req::FRAME_NR == c::REQ_FRAME_NR);
+    assert!(req::SNAPLEN == c::REQ_SNAPLEN && req::FAMILY == c::REQ_FAMILY);
+    assert!(req::HOOK == c::REQ_HOOK && req::IFINDEX == c::REQ_IFINDEX);
+    assert!(req::PRIORITY == c::REQ_PRIORITY && req::RESERVED == c::REQ_RESERVED);
+
+    assert!(info::SIZE == c::INFO_SIZE);
+    assert!(info::SIZE_FIELD == c::INFO_SIZE_FIELD && info::VERSION == c::INFO_VERSION);
+    assert!(info::MMAP_SIZE == c::INFO_MMAP_SIZE && info::BLOCK_SIZE == c::INFO_BLOCK_SIZE);
+    assert!(info::BLOCK_NR == c::INFO_BLOCK_NR && info::FRAME_SIZE == c::INFO_FRAME_SIZE);
+    assert!(info::FRAME_NR == c::INFO_FRAME_NR && info::HDR_LEN == c::INFO_HDR_LEN);
+    assert!(info::SLL_OFFSET == c::INFO_SLL_OFFSET && info::SNAPLEN == c::INFO_SNAPLEN);
+    assert!(info::ERROR == c::INFO_ERROR && info::RESERVED == c::INFO_RESERVED);
+
+    assert!(stats::SIZE == c::STATS_SIZE);
+    assert!(stats::PACKETS == c::STATS_PACKETS && stats::DROPS == c::STATS_DROPS);
+
+    assert!(hdr::SIZE == c::FRAME_SIZE && hdr::SIZE == size_of::<bindings::tpacket2_hdr>());
+    assert!(hdr::STATUS == c::FRAME_TP_STATUS);
+    assert!(hdr::STATUS == offset_of!(bindings::tpacket2_hdr, tp_status));
+    assert!(hdr::LEN == c::FRAME_TP_LEN && hdr::LEN == offset_of!(bindings::tpacket2_hdr, tp_len));
+    assert!(hdr::SNAPLEN == c::FRAME_TP_SNAPLEN);
+    assert!(hdr::SNAPLEN == offset_of!(bindings::tpacket2_hdr, tp_snaplen));
+    assert!(hdr::MAC == c::FRAME_TP_MAC && hdr::MAC == offset_of!(bindings::tpacket2_hdr, tp_mac));
+    assert!(hdr::NET == c::FRAME_TP_NET && hdr::NET == offset_of!(bindings::tpacket2_hdr, tp_net));
+    assert!(hdr::SEC == c::FRAME_TP_SEC && hdr::SEC == offset_of!(bindings::tpacket2_hdr, tp_sec));
+    assert!(hdr::NSEC == c::FRAME_TP_NSEC);
+    assert!(hdr::NSEC == offset_of!(bindings::tpacket2_hdr, tp_nsec));
+    assert!(hdr::VLAN_TCI == c::FRAME_TP_VLAN_TCI);
+    assert!(hdr::VLAN_TCI == offset_of!(bindings::tpacket2_hdr, tp_vlan_tci));
+    assert!(hdr::VLAN_TPID == c::FRAME_TP_VLAN_TPID);
+    assert!(hdr::VLAN_TPID == offset_of!(bindings::tpacket2_hdr, tp_vlan_tpid));
+    // `cpu` and `rx_queue` take the four bytes of padding at the end of `tpacket2_hdr`.
+    assert!(hdr::CPU == c::FRAME_CPU && hdr::RX_QUEUE == c::FRAME_RX_QUEUE);
+    assert!(hdr::CPU == offset_of!(bindings::tpacket2_hdr, tp_padding));
+
+    assert!(sll::SIZE == size_of::<bindings::sockaddr_ll>());
+    assert!(sll::FAMILY == offset_of!(bindings::sockaddr_ll, sll_family));
+    assert!(sll::PROTOCOL == offset_of!(bindings::sockaddr_ll, sll_protocol));
+    assert!(sll::IFINDEX == offset_of!(bindings::sockaddr_ll, sll_ifindex));
+    assert!(sll::HATYPE == offset_of!(bindings::sockaddr_ll, sll_hatype));
+    assert!(sll::PKTTYPE_HALEN == offset_of!(bindings::sockaddr_ll, sll_pkttype));
+    assert!(sll::PKTTYPE_HALEN + 1 == offset_of!(bindings::sockaddr_ll, sll_halen));
+    assert!(sll::ADDR == offset_of!(bindings::sockaddr_ll, sll_addr));
+
+    assert!(PKTRING_IOC_SET_RING as usize == c::IOC_SET_RING);
+    assert!(PKTRING_IOC_GET_INFO as usize == c::IOC_GET_INFO);
+    assert!(PKTRING_IOC_GET_STATS as usize == c::IOC_GET_STATS);
+    assert!(PKTRING_VERSION as usize == c::VERSION);
+    assert!(PKTRING_NO_RX_QUEUE as usize == c::NO_RX_QUEUE);
+    assert!(PKTRING_MAX_SNAPLEN as usize == c::MAX_SNAPLEN);
+    assert!(PKTRING_MAX_RING_BYTES as usize == c::MAX_RING_BYTES);
+    assert!(PKTRING_FAMILY_IPV4 as usize == c::FAMILY_IPV4);
+    assert!(PKTRING_FAMILY_IPV6 as usize == c::FAMILY_IPV6);
+    assert!(PKTRING_FAMILY_BOTH as usize == c::FAMILY_BOTH);
+    assert!(PKTRING_HOOK_PRE_ROUTING as usize == c::HOOK_PRE_ROUTING);
+    assert!(PKTRING_HOOK_LOCAL_IN as usize == c::HOOK_LOCAL_IN);
+    assert!(PKTRING_HOOK_INGRESS as usize == c::HOOK_INGRESS);
+};
+
+/// EtherTypes the capture selects, in host byte order.
 pub(crate) const ETH_P_IP: u16 = 0x0800;
 pub(crate) const ETH_P_IPV6: u16 = 0x86dd;
 
-/// `sizeof(struct pktring_req)`, `sizeof(struct pktring_info)`, `sizeof(struct pktring_stats)`.
-const REQ_SIZE: usize = 56;
-const INFO_SIZE: usize = 64;
-const STATS_SIZE: usize = 16;
+/// Where the frames are in the shared buffer, and how much of a packet each may hold, as the
+/// header's comment lays them out.
+///
+/// # Invariants
+///
+/// Made from a request that [`RingRequest::from_user`] accepted: `frame_nr > 0`,
+/// `frame_nr == frames_per_block * block_nr`, every frame lies inside a buffer of `mmap_size()`
+/// bytes, and `frame_size >= TPACKET2_HDRLEN`.
+#[derive(Copy, Clone)]
+pub(crate) struct Layout {
+    pub(crate) block_size: usize,
+    pub(crate) block_nr: usize,
+    pub(crate) frame_size: usize,
+    pub(crate) frame_nr: usize,
+    pub(crate) frames_per_block: NonZeroUsize,
+    pub(crate) snaplen: usize,
+}
 
-const PKTRING_IOC_MAGIC: u32 = 0xb9;
-pub(crate) const PKTRING_IOC_SET_RING: u32 = _IOW::<[u8; REQ_SIZE]>(PKTRING_IOC_MAGIC, 1);
-pub(crate) const PKTRING_IOC_GET_INFO: u32 = _IOR::<[u8; INFO_SIZE]>(PKTRING_IOC_MAGIC, 2);
-pub(crate) const PKTRING_IOC_GET_STATS: u32 = _IOR::<[u8; STATS_SIZE]>(PKTRING_IOC_MAGIC, 3);
+impl Layout {
+    /// Returns the byte offset of frame `slot`, as af_packet lays frames out in blocks.
+    pub(crate) fn frame_offset(&self, slot: usize) -> usize {
+        (slot / self.frames_per_block) * self.block_size
+            + (slot % self.frames_per_block) * self.frame_size
+    }
+
+    /// Returns the size of the mapping: every block.
+    pub(crate) fn mmap_size(&self) -> usize {
+        self.block_size * self.block_nr
+    }
+}
+
+/// Which packets a ring captures: where its hook goes, and what the hook itself must test.
+#[derive(Copy, Clone)]
+pub(crate) struct Selection {
+    /// The hook point.
+    pub(crate) hook: Hook,
+    /// Only packets that arrive on this device (0: any); for [`Hook::Ingress`], its device.
+    pub(crate) ifindex: i32,
+    /// The netfilter priority.
+    pub(crate) priority: i32,
+    /// Only these EtherTypes.
+    pub(crate) ipv4: bool,
+    pub(crate) ipv6: bool,
+}
+
+/// The hook points of the request's `hook`.
+#[derive(Copy, Clone, PartialEq, Eq)]
+pub(crate) enum Hook {
+    /// `PKTRING_HOOK_PRE_ROUTING`.
+    PreRouting,
+    /// `PKTRING_HOOK_LOCAL_IN`.
+    LocalIn,
+    /// `PKTRING_HOOK_INGRESS`: the netdev ingress of `ifindex`.
+    Ingress,
+}
+
+/// The counters of `struct pktring_stats`, since they were last read.
+#[derive(Copy, Clone, Default)]
+pub(crate) struct Stats {
+    /// Packets written to a slot.
+    pub(crate) delivered: u64,
+    /// Packets dropped because the head slot was not free.
+    pub(crate) drops: u64,
+}
 
 /// A `struct pktring_req` that passed every check of [`RingRequest::from_user`].
 ///
@@ -49,16 +273,17 @@ pub(crate) const PKTRING_IOC_GET_STATS: u32 = _IOR::<[u8; STATS_SIZE]>(PKTRING_I
 ///
 /// The checks of `from_user` hold: see there.
 pub(crate) struct RingRequest {
-    block_size: u32,
-    block_nr: u32,
-    frame_size: u32,
-    frame_nr: u32,
-    frames_per_block: NonZeroUsize,
-    snaplen: u32,
-    family: u16,
-    hook: u16,
-    ifindex: i32,
-    priority: i32,
+    layout: Layout,
+    selection: Selection,
+}
+
+/// Reads the native-endian `N`-byte field at `offset` of `buf`.
+fn field<const N: usize>(buf: &[u8], offset: usize) -> [u8; N] {
+    let mut bytes = [0; N];
+    // PANIC: callers pass the offsets of `req`, which the assertions above keep inside
+    // `req::SIZE`, the length of `buf`.
+    bytes.copy_from_slice(&buf[offset..offset + N]);
+    bytes
 }
 
 impl RingRequest {
@@ -72,163 +297,142 @@ impl RingRequest {
     /// `PKTRING_MAX_RING_BYTES`; the snaplen at most `PKTRING_MAX_SNAPLEN`; family and hook are
     /// known, the ifindex not negative, and given (only) where the hook needs it.
     pub(crate) fn from_user(arg: UserPtr) -> Result<Self> {
-        let mut reader = UserSlice::new(arg, REQ_SIZE).reader();
-        let size = reader.read::<u32>()?;
-        let version = reader.read::<u32>()?;
-        let req = Self {
-            block_size: reader.read::<u32>()?,
-            block_nr: reader.read::<u32>()?,
-            frame_size: reader.read::<u32>()?,
-            frame_nr: reader.read::<u32>()?,
-            frames_per_block: NonZeroUsize::MIN,
-            snaplen: reader.read::<u32>()?,
-            family: reader.read::<u16>()?,
-            hook: reader.read::<u16>()?,
-            ifindex: reader.read::<i32>()?,
-            priority: reader.read::<i32>()?,
-        };
-        let mut reserved = 0;
-        for _ in 0..4 {
-            reserved |= reader.read::<u32>()?;
-        }
-        if size as usize != REQ_SIZE || version != PKTRING_VERSION || reserved != 0 {
-            return Err(EINVAL);
-        }
-        let frames_per_block = req.check_geometry()?;
-        req.check_selection()?;
-        // INVARIANT: every check passed.
-        Ok(Self {
-            frames_per_block,
-            ..req
-        })
-    }
-
-    /// The checks of af_packet's `packet_set_ring()`, and our size bound; returns the number of
-    /// frames per block.
-    fn check_geometry(&self) -> Result<NonZeroUsize> {
-        let block_size = self.block_size as usize;
-        let frame_size = self.frame_size as usize;
-        if self.block_size == 0 || self.block_size > i32::MAX as u32 || block_size % PAGE_SIZE != 0
+        let buf = UserSlice::new(arg, req::SIZE)
+            .reader()
+            .read::<[u8; req::SIZE]>()?;
+        let u32_at = |offset| u32::from_ne_bytes(field(&buf, offset));
+        let u16_at = |offset| u16::from_ne_bytes(field(&buf, offset));
+        let i32_at = |offset| i32::from_ne_bytes(field(&buf, offset));
+        let reserved = buf[req::RESERVED..].iter().any(|&b| b != 0);
+        if u32_at(req::SIZE_FIELD) as usize != req::SIZE
+            || u32_at(req::VERSION) != PKTRING_VERSION
+            || reserved
         {
             return Err(EINVAL);
         }
-        if frame_size < ring::TPACKET2_HDRLEN || frame_size % ring::TPACKET_ALIGNMENT != 0 {
-            return Err(EINVAL);
-        }
-        let frames_per_block = block_size / frame_size;
-        if frames_per_block == 0 || self.block_nr == 0 {
-            return Err(EINVAL);
-        }
-        match (frames_per_block as u32).checked_mul(self.block_nr) {
-            Some(frame_nr) if frame_nr == self.frame_nr => {}
-            _ => return Err(EINVAL),
-        }
-        if u64::from(self.block_size) * u64::from(self.block_nr) > PKTRING_MAX_RING_BYTES {
-            return Err(EINVAL);
-        }
-        if self.snaplen > PKTRING_MAX_SNAPLEN {
-            return Err(EINVAL);
-        }
-        NonZeroUsize::new(frames_per_block).ok_or(EINVAL)
-    }
-
-    /// The capture selection: known family and hook, an ifindex where (and only where) needed.
-    fn check_selection(&self) -> Result {
-        if !matches!(
-            self.family,
-            PKTRING_FAMILY_IPV4 | PKTRING_FAMILY_IPV6 | PKTRING_FAMILY_BOTH
-        ) {
-            return Err(EINVAL);
-        }
-        match self.hook {
-            PKTRING_HOOK_PRE_ROUTING | PKTRING_HOOK_LOCAL_IN if self.ifindex >= 0 => Ok(()),
-            PKTRING_HOOK_INGRESS if self.ifindex > 0 => Ok(()),
-            _ => Err(EINVAL),
-        }
+        let layout = check_geometry(
+            u32_at(req::BLOCK_SIZE),
+            u32_at(req::BLOCK_NR),
+            u32_at(req::FRAME_SIZE),
+            u32_at(req::FRAME_NR),
+            u32_at(req::SNAPLEN),
+        )?;
+        let selection = check_selection(
+            u16_at(req::FAMILY),
+            u16_at(req::HOOK),
+            i32_at(req::IFINDEX),
+            i32_at(req::PRIORITY),
+        )?;
+        // INVARIANT: every check passed.
+        Ok(Self { layout, selection })
     }
 
     /// Returns the ring layout the request describes.
-    pub(crate) fn layout(&self) -> Layout {
-        let snaplen = match self.snaplen {
-            0 => PKTRING_MAX_SNAPLEN,
-            snaplen => snaplen,
-        };
-        // INVARIANT: `check_geometry` made these consistent, non-zero and bounded.
-        Layout {
-            block_size: self.block_size as usize,
-            block_nr: self.block_nr as usize,
-            frame_size: self.frame_size as usize,
-            frame_nr: self.frame_nr as usize,
-            frames_per_block: self.frames_per_block,
-            snaplen: snaplen as usize,
-        }
+    pub(crate) fn layout(&self) -> &Layout {
+        &self.layout
     }
 
-    /// Returns what the hook itself must filter.
-    pub(crate) fn filter(&self) -> Filter {
-        Filter {
-            // A device hook only sees its device already.
-            ifindex: if self.hook == PKTRING_HOOK_INGRESS {
-                0
-            } else {
-                self.ifindex
-            },
-            ipv4: self.family & PKTRING_FAMILY_IPV4 != 0,
-            ipv6: self.family & PKTRING_FAMILY_IPV6 != 0,
-        }
-    }
-
-    /// Returns where the hook is registered.
-    pub(crate) fn hook_options(&self) -> HookOptions {
-        let (family, point, ifindex) = match (self.hook, self.family) {
-            (PKTRING_HOOK_INGRESS, _) => (Family::Netdev, HookPoint::Ingress, self.ifindex),
-            (hook, family) => (
-                match family {
-                    PKTRING_FAMILY_IPV4 => Family::Ipv4,
-                    PKTRING_FAMILY_IPV6 => Family::Ipv6,
-                    _ => Family::Inet,
-                },
-                if hook == PKTRING_HOOK_LOCAL_IN {
-                    HookPoint::LocalIn
-                } else {
-                    HookPoint::PreRouting
-                },
-                0,
-            ),
-        };
-        HookOptions {
-            family,
-            point,
-            priority: self.priority,
-            ifindex,
-        }
+    /// Returns what the request captures.
+    pub(crate) fn selection(&self) -> &Selection {
+        &self.selection
     }
 }
 
-/// Writes a `struct pktring_info` describing `layout` to user space.
-pub(crate) fn write_info(arg: UserPtr, layout: &Layout) -> Result {
-    let mut writer = UserSlice::new(arg, INFO_SIZE).writer();
-    writer.write(&(INFO_SIZE as u32))?;
-    writer.write(&PKTRING_VERSION)?;
-    writer.write(&(layout.mmap_size() as u64))?;
-    for field in [
-        layout.block_size,
-        layout.block_nr,
-        layout.frame_size,
-        layout.frame_nr,
-        ring::FRAME_HDR_LEN,
-        ring::SLL_OFFSET,
-        layout.snaplen,
-    ] {
-        writer.write(&(field as u32))?;
+/// The checks of af_packet's `packet_set_ring()`, and our size bounds; returns the layout.
+fn check_geometry(
+    block_size: u32,
+    block_nr: u32,
+    frame_size: u32,
+    frame_nr: u32,
+    snaplen: u32,
+) -> Result<Layout> {
+    if block_size == 0 || block_size > i32::MAX as u32 || block_size as usize % PAGE_SIZE != 0 {
+        return Err(EINVAL);
     }
-    writer.write(&[0u32; 5])
+    if (frame_size as usize) < TPACKET2_HDRLEN || frame_size as usize % TPACKET_ALIGNMENT != 0 {
+        return Err(EINVAL);
+    }
+    let frames_per_block = NonZeroUsize::new((block_size / frame_size) as usize).ok_or(EINVAL)?;
+    if block_nr == 0 {
+        return Err(EINVAL);
+    }
+    match (frames_per_block.get() as u32).checked_mul(block_nr) {
+        Some(n) if n == frame_nr => {}
+        _ => return Err(EINVAL),
+    }
+    if u64::from(block_size) * u64::from(block_nr) > PKTRING_MAX_RING_BYTES {
+        return Err(EINVAL);
+    }
+    if snaplen > PKTRING_MAX_SNAPLEN {
+        return Err(EINVAL);
+    }
+    // INVARIANT: the frames fill `block_nr` blocks of `block_size` bytes, `frame_nr > 0`, a frame
+    // holds at least `TPACKET2_HDRLEN` bytes, and the whole is bounded.
+    Ok(Layout {
+        block_size: block_size as usize,
+        block_nr: block_nr as usize,
+        frame_size: frame_size as usize,
+        frame_nr: frame_nr as usize,
+        frames_per_block,
+        snaplen: match snaplen {
+            0 => PKTRING_MAX_SNAPLEN,
+            snaplen => snaplen,
+        } as usize,
+    })
+}
+
+/// The capture selection: known family and hook, an ifindex where (and only where) needed.
+fn check_selection(family: u16, hook: u16, ifindex: i32, priority: i32) -> Result<Selection> {
+    if !matches!(
+        family,
+        PKTRING_FAMILY_IPV4 | PKTRING_FAMILY_IPV6 | PKTRING_FAMILY_BOTH
+    ) {
+        return Err(EINVAL);
+    }
+    let hook = match hook {
+        PKTRING_HOOK_PRE_ROUTING if ifindex >= 0 => Hook::PreRouting,
+        PKTRING_HOOK_LOCAL_IN if ifindex >= 0 => Hook::LocalIn,
+        PKTRING_HOOK_INGRESS if ifindex > 0 => Hook::Ingress,
+        _ => return Err(EINVAL),
+    };
+    Ok(Selection {
+        hook,
+        ifindex,
+        priority,
+        ipv4: family & PKTRING_FAMILY_IPV4 != 0,
+        ipv6: family & PKTRING_FAMILY_IPV6 != 0,
+    })
+}
+
+/// Writes a `struct pktring_info` describing `layout` to user space; `error` is the errno that
+/// ended the capture, or 0.
+pub(crate) fn write_info(arg: UserPtr, layout: &Layout, error: u32) -> Result {
+    let mut buf = [0u8; info::SIZE];
+    let mut put = |offset: usize, bytes: &[u8]| {
+        // PANIC: the offsets of `info` and their fields' sizes, which the assertions above keep
+        // inside `info::SIZE`.
+        buf[offset..offset + bytes.len()].copy_from_slice(bytes)
+    };
+    put(info::SIZE_FIELD, &(info::SIZE as u32).to_ne_bytes());
+    put(info::VERSION, &PKTRING_VERSION.to_ne_bytes());
+    put(info::MMAP_SIZE, &(layout.mmap_size() as u64).to_ne_bytes());
+    put(info::BLOCK_SIZE, &(layout.block_size as u32).to_ne_bytes());
+    put(info::BLOCK_NR, &(layout.block_nr as u32).to_ne_bytes());
+    put(info::FRAME_SIZE, &(layout.frame_size as u32).to_ne_bytes());
+    put(info::FRAME_NR, &(layout.frame_nr as u32).to_ne_bytes());
+    put(info::HDR_LEN, &(FRAME_HDR_LEN as u32).to_ne_bytes());
+    put(info::SLL_OFFSET, &(SLL_OFFSET as u32).to_ne_bytes());
+    put(info::SNAPLEN, &(layout.snaplen as u32).to_ne_bytes());
+    put(info::ERROR, &error.to_ne_bytes());
+    UserSlice::new(arg, info::SIZE).writer().write(&buf)
 }
 
 /// Writes a `struct pktring_stats` to user space, in af_packet's terms: `packets` counts the
 /// dropped packets too.
-pub(crate) fn write_stats(arg: UserPtr, stats: &Stats) -> Result {
-    let mut writer = UserSlice::new(arg, STATS_SIZE).writer();
-    writer.write(&(stats.delivered + stats.drops))?;
-    writer.write(&stats.drops)
+pub(crate) fn write_stats(arg: UserPtr, counters: &Stats) -> Result {
+    let mut buf = [0u8; stats::SIZE];
+    buf[stats::PACKETS..][..8]
+        .copy_from_slice(&(counters.delivered + counters.drops).to_ne_bytes());
+    buf[stats::DROPS..][..8].copy_from_slice(&counters.drops.to_ne_bytes());
+    UserSlice::new(arg, stats::SIZE).writer().write(&buf)
 }
