@@ -66,6 +66,8 @@ pub(crate) struct Summary {
     /// Frames by RX queue (`None`: the device recorded none).
     pub(crate) per_queue: BTreeMap<Option<u16>, u64>,
     pub(crate) elapsed: Duration,
+    /// Why the capture ended before its limits (`info.error`), if it did.
+    pub(crate) ended: Option<i32>,
 }
 
 impl Summary {
@@ -171,6 +173,10 @@ pub(crate) fn consume(
             }
             Ok(None) => {}
             Err(pktring::Error::Corrupt(_)) => summary.corrupt += 1,
+            Err(pktring::Error::Ended { errno }) => {
+                summary.ended = Some(errno);
+                break;
+            }
             Err(err) => return Err(err.into()),
         }
     }
@@ -360,6 +366,36 @@ mod tests {
         assert!(summary.elapsed < Duration::from_millis(600));
     }
 
+    /// A source whose capture has ended, as a ring reports it once `poll()` says `POLLERR`.
+    struct Ended;
+
+    impl FrameSource for Ended {
+        fn next_frame(&mut self, _timeout: Duration) -> Result<Option<Frame<'_>>, pktring::Error> {
+            Err(pktring::Error::Ended {
+                errno: rustix::io::Errno::NETDOWN.raw_os_error(),
+            })
+        }
+
+        fn take_stats(&mut self) -> Result<PktringStats, pktring::Error> {
+            Ok(PktringStats::default())
+        }
+    }
+
+    #[test]
+    fn an_ended_capture_stops_and_says_why() {
+        let limits = Limits {
+            count: None,
+            duration: Some(Duration::from_secs(60)),
+        };
+        let stop = AtomicBool::new(false);
+        let summary = consume(&mut Ended, &limits, &stop, &QUIET, |_| Ok(())).unwrap();
+        assert_eq!(
+            summary.ended,
+            Some(rustix::io::Errno::NETDOWN.raw_os_error())
+        );
+        assert!(summary.elapsed < Duration::from_secs(5));
+    }
+
     #[test]
     fn the_summary_shows_the_spread() {
         let summary = Summary {
@@ -372,6 +408,7 @@ mod tests {
             per_cpu: BTreeMap::from([(0, 3), (2, 1)]),
             per_queue: BTreeMap::from([(None, 1), (Some(1), 3)]),
             elapsed: Duration::from_secs(2),
+            ended: None,
         };
         assert_eq!(
             summary.to_string(),

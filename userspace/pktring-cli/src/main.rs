@@ -246,13 +246,23 @@ fn run(cli: Cli) -> Result<()> {
             if !output.quiet {
                 eprintln!("pcap:      {}\n{summary}", args.file.display());
             }
+            ended(&summary)
         }
         Command::Stats(_) => {
             let summary = capture::consume(&mut ring, &limits, &stop, &output, |_| Ok(()))?;
             println!("{summary}");
+            ended(&summary)
         }
     }
-    Ok(())
+}
+
+/// Fails, after the summary, if the capture ended before its limits because the kernel ended
+/// it (as tcpdump does when the interface goes away).
+fn ended(summary: &capture::Summary) -> Result<()> {
+    match summary.ended {
+        Some(errno) => Err(pktring::Error::Ended { errno }.into()),
+        None => Ok(()),
+    }
 }
 
 /// Returns the name of an option's value, as given on the command line.
@@ -291,6 +301,11 @@ fn explain(err: &anyhow::Error) -> String {
                                    the same rust_pktring_uapi.h as this tool?"
                 .into(),
             Some(Errno::BUSY) => "the ring is already set up (EBUSY)".into(),
+            Some(Errno::PERM) => "capturing needs CAP_NET_RAW in the user namespace that owns \
+                                  this network namespace (EPERM): run as root, or grant the \
+                                  opener CAP_NET_RAW"
+                .into(),
+            Some(Errno::NONET) => "the network namespace is going away (ENONET)".into(),
             Some(Errno::NODEV) => "no such interface (ENODEV)".into(),
             Some(Errno::TOOBIG) => {
                 "no room for another netfilter hook at this hook point (E2BIG)".into()
@@ -454,5 +469,13 @@ mod tests {
         assert!(explain(&set_ring(Errno::BUSY)).contains("EBUSY"));
         assert!(explain(&set_ring(Errno::INVAL)).contains("EINVAL"));
         assert!(explain(&set_ring(Errno::NODEV)).contains("ENODEV"));
+        assert!(explain(&set_ring(Errno::PERM)).contains("CAP_NET_RAW"));
+        let ended = |errno: Errno| {
+            explain(&anyhow::Error::from(pktring::Error::Ended {
+                errno: errno.raw_os_error(),
+            }))
+        };
+        assert!(ended(Errno::NETDOWN).contains("interface went away"));
+        assert!(ended(Errno::NONET).contains("namespace was dismantled"));
     }
 }

@@ -220,11 +220,29 @@ impl Ring {
     /// Returns the next frame, sleeping in `poll()` up to `timeout` (`None`: for ever) for it.
     ///
     /// Returns `Ok(None)` on timeout, and when a signal interrupts the wait, so that the caller
-    /// can look at what its handler did.
+    /// can look at what its handler did; [`Error::Ended`] once the capture has ended (`POLLERR`)
+    /// and no frame is left.
     pub fn next_frame(&mut self, timeout: Option<Duration>) -> Result<Option<Frame<'_>>, Error> {
         let fd = self.fd.as_fd();
-        self.reader
-            .next_frame(timeout, |left| poll_readable(fd, left))
+        let mut ended = false;
+        let frame = self.reader.next_frame(timeout, |left| {
+            let (ready, err) = poll_readable(fd, left)?;
+            ended = err;
+            // A poller told of the end stops waiting; frames it left are still taken below.
+            Ok(ready && !err)
+        });
+        match frame {
+            Ok(None) if ended => Err(Error::Ended {
+                errno: get_info(fd)?.error as i32,
+            }),
+            frame => frame,
+        }
+    }
+
+    /// Returns what `PKTRING_IOC_GET_INFO` reports now: the layout, and `error` once the capture
+    /// has ended.
+    pub fn info(&self) -> Result<PktringInfo, Error> {
+        get_info(self.fd.as_fd())
     }
 
     /// Returns the counters since they were last read, and clears them
@@ -249,13 +267,23 @@ impl AsFd for Ring {
     }
 }
 
-/// Waits up to `timeout` for `POLLIN` on `fd`; returns `false` on timeout or signal.
-fn poll_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
+/// `PKTRING_IOC_GET_INFO` on the ring's file `fd`.
+fn get_info(fd: BorrowedFd<'_>) -> Result<PktringInfo, Error> {
+    // SAFETY: PKTRING_IOC_GET_INFO writes a `struct pktring_info`, which `PktringInfo` mirrors
+    // (tests/uapi.rs).
+    unsafe { ioctl(fd, Getter::<{ uapi::PKTRING_IOC_GET_INFO }, _>::new()) }
+        .map_err(Op::GetInfo.error())
+}
+
+/// Waits up to `timeout` for `POLLIN` on `fd`; returns whether it came (`false` on timeout or
+/// signal) and whether `POLLERR` came too (the capture has ended).
+fn poll_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<(bool, bool)> {
     // A timeout too long for a timespec is as good as none.
     let timeout = timeout.and_then(|timeout| Timespec::try_from(timeout).ok());
-    match poll(&mut [PollFd::new(&fd, PollFlags::IN)], timeout.as_ref()) {
-        Ok(ready) => Ok(ready > 0),
-        Err(Errno::INTR) => Ok(false),
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    match poll(&mut fds, timeout.as_ref()) {
+        Ok(ready) => Ok((ready > 0, fds[0].revents().contains(PollFlags::ERR))),
+        Err(Errno::INTR) => Ok((false, false)),
         Err(errno) => Err(errno.into()),
     }
 }

@@ -121,7 +121,8 @@ impl Layout {
             } else {
                 snaplen
             },
-            reserved: [0; 5],
+            error: 0,
+            reserved: [0; 4],
         })
     }
 

@@ -158,6 +158,22 @@ pub enum Error {
     /// A frame was corrupt (and handed back).
     #[error(transparent)]
     Corrupt(#[from] CorruptFrame),
+    /// The capture ended for good, and every frame it delivered was read: `errno` says why
+    /// (`info.error`).
+    #[error("capture ended: {}", ended_reason(*.errno))]
+    Ended {
+        /// `ENETDOWN`, `ENONET`, or another errno the module reported.
+        errno: i32,
+    },
+}
+
+/// Says why a capture ended, from the errno the module reported in `info.error`.
+pub fn ended_reason(errno: i32) -> String {
+    match rustix::io::Errno::from_raw_os_error(errno) {
+        rustix::io::Errno::NETDOWN => "the interface went away (ENETDOWN)".into(),
+        rustix::io::Errno::NONET => "the network namespace was dismantled (ENONET)".into(),
+        other => format!("{other}"),
+    }
 }
 
 /// A system call on the ring, in [`Error::Io`].

@@ -113,8 +113,11 @@ pub struct PktringInfo {
     pub sll_offset: u32,
     /// The effective snaplen.
     pub snaplen: u32,
+    /// 0 while the ring captures; once capture has ended, why: `ENETDOWN` (the ingress device
+    /// went away) or `ENONET` (the network namespace was dismantled).
+    pub error: u32,
     /// Zero.
-    pub reserved: [u32; 5],
+    pub reserved: [u32; 4],
 }
 
 /// `struct pktring_stats`: counters since the last read, from [`PKTRING_IOC_GET_STATS`].

@@ -88,6 +88,7 @@ fn expectations() -> Vec<Check> {
         hdr_len,
         sll_offset,
         snaplen,
+        error,
         reserved
     );
     structure!("pktring_stats", PktringStats, packets, drops);
