@@ -5,10 +5,9 @@
 #
 #	suite.sh [--debug | --vng]
 #
-# --debug	the debug kernel's run: KUnit is off there (its boot-time
-#		doctests run in the base run), the race reproducer runs a
-#		shorter load with the owner map only, and a kmemleak scan ends
-#		the run.
+# --debug	the debug kernel's run: the boot-time doctests ran under
+#		KASAN and lockdep too, the race reproducer runs a shorter load
+#		with the owner map only, and a kmemleak scan ends the run.
 # --vng		the virtme-ng run (qemu/guest/vng-run.sh): the smoke test,
 #		the module's kselftest suite and the CLI, with the module
 #		from $PKTRING_MODULE; KUnit, the sample and the race
@@ -42,7 +41,7 @@ kmemleak_scan() {
 	fi
 }
 
-[ -z "$mode" ] && part kunit.sh
+[ "$mode" != --vng ] && part kunit.sh
 part smoke.sh --module "$module" --cpus "$(nproc)"
 
 # The patch series' sample, through its misc device, mmap, poll and hook.
@@ -53,6 +52,7 @@ if [ "$mode" != --vng ]; then
 fi
 
 part run_tests.sh pktring_test --module "$module"
+part run_tests.sh pktring_locks_test --module "$module"
 # The pcap each run sends to the host is named after the run.
 part cli.sh --module "$module" --export "cli-capture${mode:+-${mode#--}}.pcap"
 case "$mode" in
