@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Helpers for the rust_pktring selftests (pktring_test.c): ring set-up and
+ * Helpers for the rust_pktring selftests (pktring_*_test.c): ring set-up and
  * frame access, the guest's traffic command, counters to wait on, and a frame
  * checker that knows exactly what the module writes.
  *
