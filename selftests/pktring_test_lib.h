@@ -14,9 +14,10 @@
  *
  * Run in the qemu test guest (selftests/guest/run_tests.sh runs each test on
  * its own and watches the kernel log). Traffic comes from the host through
- * `pktring-traffic`; every capture is IPv4, PRE_ROUTING, on eth0, so counts
- * are exact. Tests that need traffic skip without the test network; a whole
- * program skips (exit 4) without /dev/pktring.
+ * `pktring-traffic`; every capture is IPv4, PRE_ROUTING, on the guest's
+ * test device (PKTRING_GUEST_IFNAME of testnet.env), so counts are exact.
+ * Tests that need traffic skip without the test network; a whole program
+ * skips (exit 4) without /dev/pktring.
  *
  * Counts are exact because the tests never let the ring overflow unless they
  * mean to (bursts no larger than the free frames, one host request each) and

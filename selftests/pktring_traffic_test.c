@@ -102,8 +102,9 @@ TEST_F_TIMEOUT(traffic, hooks, 120)
 {
 	const unsigned int n = 100;
 	const uint16_t dport = 9011;
-	static const char *const names[4] = { "PRE_ROUTING, any device", "LOCAL_IN on eth0",
-					      "INGRESS on eth0", "IPv6 PRE_ROUTING on eth0" };
+	static const char *const names[4] = { "PRE_ROUTING, any device", "LOCAL_IN on " TEST_IFNAME,
+					      "INGRESS on " TEST_IFNAME,
+					      "IPv6 PRE_ROUTING on " TEST_IFNAME };
 	unsigned int want[4] = { n, n, n, 0 }, i, j, nbad = 0;
 	struct pktring_req req;
 	struct pktring_stats st;
@@ -147,7 +148,7 @@ TEST_F_TIMEOUT(traffic, hooks, 120)
 	req.ifindex = 1;
 	ASSERT_EQ(0, ring_create(&self->r[0], &req));
 	ASSERT_EQ(20, send_and_settle(_metadata, dport, 4, 20, 200, 100));
-	EXPECT_EQ(0u, ring_count_user(&self->r[0])) TH_LOG("a ring on lo captured eth0 packets");
+	EXPECT_EQ(0u, ring_count_user(&self->r[0])) TH_LOG("a ring on lo captured " TEST_IFNAME " packets");
 	ASSERT_EQ(0, get_stats(&self->r[0], &st));
 	EXPECT_EQ(0u, st.packets);
 }
