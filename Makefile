@@ -6,7 +6,8 @@
 #
 # `make run` is the main job, `make test` runs every test: see README.md.
 
-CACHE ?= $(or $(PKTRING_CACHE),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/rust-pktring)
+# The cache: $PKTRING_CACHE, or testnet.env's PKTRING_CACHE_DEFAULT.
+CACHE ?= $(or $(PKTRING_CACHE),$(shell . ./testnet.env && echo "$$PKTRING_CACHE_DEFAULT"))
 KDIR ?= $(CACHE)/build-base
 LLVM ?= -19
 export PATH := /usr/bin:$(PATH):$(HOME)/.cargo/bin

@@ -27,6 +27,8 @@
 #		(/lib/modules/ab-NAME.ko), alternated round by round
 #   multi	the three consumers at once
 
+. "${PKTRING_TESTNET:-/etc/pktring/testnet.env}"
+nic=$PKTRING_GUEST_IFNAME
 MODS=/lib/modules
 B=pktbench
 secs=4
@@ -114,8 +116,8 @@ note "seconds=$secs rounds=$rounds sections=$sections"
 # The traffic: the host's UDP flows (64 source ports, so that the tap spreads
 # them over the queues) for $secs seconds, and the in-guest senders. Used
 # unquoted.
-host_udp="pktring-traffic udp --dst 198.18.0.2 --flows 64 --count 0 --duration $secs"
-host_tcp="pktring-traffic tcp --dst 198.18.0.2 --streams 4 --bytes 0 --duration $secs"
+host_udp="pktring-traffic udp --dst $PKTRING_GUEST_IP4 --flows 64 --count 0 --duration $secs"
+host_tcp="pktring-traffic tcp --dst $PKTRING_GUEST_IP4 --streams 4 --bytes 0 --duration $secs"
 lo_udp64="$B udpgen -c 1,2,3 -s 64 -t $secs"
 lo_udp64k="$B udpgen -c 1 -s 65000 -r 1500 -t $secs"
 lo_tcp="$B tcpgen -c 1 -r 2 -t $secs"
@@ -138,12 +140,12 @@ if has memcpy; then
 fi
 
 if has host; then
-	each2 host-udp64max eth0 "a b" -- $host_udp --size 64 --rate 60000
-	[ "$quick" = 1 ] || each host-udp64rate eth0 "a b" -- $host_udp --size 64 --rate 15000
-	each host-udp1472 eth0 "a b" -- $host_udp --size 1472 --rate 30000
+	each2 host-udp64max "$nic" "a b" -- $host_udp --size 64 --rate 60000
+	[ "$quick" = 1 ] || each host-udp64rate "$nic" "a b" -- $host_udp --size 64 --rate 15000
+	each host-udp1472 "$nic" "a b" -- $host_udp --size 1472 --rate 30000
 	taskset 0xe tcp_sink --port 9100 --conns 0 --timeout 3600 >/tmp/sink.log 2>&1 &
 	sink=$!
-	each host-tcp eth0 "a b" --v3-snap -- $host_tcp
+	each host-tcp "$nic" "a b" --v3-snap -- $host_tcp
 	kill $sink 2>/dev/null
 	wait $sink 2>/dev/null
 fi
@@ -172,7 +174,7 @@ if has owner; then
 			noowner) load $MODS/rust_pktring_noowner.ko ;;
 			*) load $MODS/ab-$build.ko ;;
 			esac
-			phase "ab-host-udp64max-a-$build-$r" pktring a eth0 -- $host_udp --size 64 --rate 60000
+			phase "ab-host-udp64max-a-$build-$r" pktring a "$nic" -- $host_udp --size 64 --rate 60000
 			phase "ab-lo-udp64-a-$build-$r" pktring a lo -- $lo_udp64
 			phase "ab-lo-udp64k-c-$build-$r" pktring c lo -- $lo_udp64k
 		done
@@ -183,7 +185,7 @@ if has owner; then
 fi
 
 if has multi; then
-	$B multi --geom a --if eth0 --cpu 0 --mark $m --label multi-host-udp64max-a -- \
+	$B multi --geom a --if "$nic" --cpu 0 --mark $m --label multi-host-udp64max-a -- \
 		$host_udp --size 64 --rate 60000 | grep -E '^@@BENCH|^pktgen|error'
 	m=$((m + 2))
 	$B multi --geom a --if lo --cpu 0 --mark $m --label multi-lo-udp64-a -- $lo_udp64 |

@@ -13,10 +13,11 @@
 # host's, read-only with overlays, and qemu/guest/vng-run.sh runs the command
 # there with the same network, control channel and exit line.
 #
-# Network: a fresh namespace pktring-<pid>-<random> holds tap0 (multi_queue,
-# one queue per vCPU) with 198.18.0.1/24 and fd00:198:18::1/64; the guest's
-# /init puts 198.18.0.2 and fd00:198:18::2 on eth0. The namespace exists only
-# for this run, so nothing the tests send can leave it.
+# Network (addresses, prefixes and the guest's MAC from testnet.env): a fresh
+# namespace pktring-<pid>-<random> holds tap0 (multi_queue, one queue per
+# vCPU) with the host's IPv4 and IPv6 addresses; the guest's /init puts the
+# guest's on its NIC. The namespace exists only for this run, so nothing the
+# tests send can leave it.
 #
 # Control channel: the guest's second serial port (ttyS1) is a pipe chardev
 # served by this script. `pktring-traffic ARGS...` in the guest asks for
@@ -27,7 +28,8 @@
 # qemu/guest/pktring-export); without it, such requests are refused.
 #
 # Console: ttyS0, written to the log (default
-# ${PKTRING_LOGDIR:-~/.cache/rust-pktring/logs}/boot-<time>-<pid>.log) and
+# ${PKTRING_LOGDIR:-<cache>/logs}/boot-<time>-<pid>.log, the cache being
+# $PKTRING_CACHE or testnet.env's PKTRING_CACHE_DEFAULT) and
 # streamed to stdout unless --quiet. Host-side lines are prefixed "[host]".
 #
 # Exit status: the guest's rc from its "@@PKTRING-EXIT <rc>@@" line;
@@ -41,13 +43,15 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TOP=$(cd "$HERE/.." && pwd)
-LOGDIR=${PKTRING_LOGDIR:-${PKTRING_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rust-pktring}/logs}
+. "$TOP/testnet.env"
+CACHE=${PKTRING_CACHE:-$PKTRING_CACHE_DEFAULT}
+LOGDIR=${PKTRING_LOGDIR:-$CACHE/logs}
 
-GUEST_MAC=52:54:00:12:34:56
-HOST_IP4=198.18.0.1
-GUEST_IP4=198.18.0.2
-HOST_IP6=fd00:198:18::1
-GUEST_IP6=fd00:198:18::2
+GUEST_MAC=$PKTRING_GUEST_MAC
+HOST_IP4=$PKTRING_HOST_IP4
+GUEST_IP4=$PKTRING_GUEST_IP4
+HOST_IP6=$PKTRING_HOST_IP6
+GUEST_IP6=$PKTRING_GUEST_IP6
 REQUEST_TIMEOUT=300	# one pktgen run, host side
 
 kernel= initrd= vng_cmd= log= timeout=300 smp=4 mem=2G append= accel=${PKTRING_ACCEL:-tcg} quiet=0 outdir=
@@ -83,7 +87,7 @@ parse_args() {
 	[ -n "$kernel" ] && [ -n "$initrd$vng_cmd" ] && [ -z "$initrd" -o -z "$vng_cmd" ] || usage
 	[ -f "$kernel" ] || die "kernel image $kernel not found"
 	[ -z "$initrd" ] || [ -f "$initrd" ] || die "initramfs $initrd not found"
-	VNG=${PKTRING_VNG:-${PKTRING_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rust-pktring}/vng-venv/bin/vng}
+	VNG=${PKTRING_VNG:-$CACHE/vng-venv/bin/vng}
 	if [ -n "$vng_cmd" ]; then
 		[ -x "$VNG" ] || die "--vng: $VNG not found (scripts/setup.sh installs virtme-ng)"
 		[[ $vng_cmd != *"'"* ]] || die "--vng: the command may not contain single quotes"
@@ -149,8 +153,8 @@ setup_netns() {
 	# The tap drops what a slow TCG guest does not take in time; a long
 	# queue (the tun ring is sized from it) lets bursts wait instead.
 	ip -n "$ns" link set tap0 txqueuelen 10000
-	ip -n "$ns" addr add "$HOST_IP4/24" dev tap0
-	ip -n "$ns" addr add "$HOST_IP6/64" dev tap0 nodad
+	ip -n "$ns" addr add "$HOST_IP4/$PKTRING_IP4_PREFIX" dev tap0
+	ip -n "$ns" addr add "$HOST_IP6/$PKTRING_IP6_PREFIX" dev tap0 nodad
 	ip -n "$ns" link set tap0 up
 	# Known neighbours: the first packets of a burst would otherwise wait
 	# (and be dropped) for ARP/ND while the guest is busy.

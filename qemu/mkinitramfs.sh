@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the test guest's initramfs: busybox-static with its applet links,
-# qemu/init as /init, qemu/guest/pktring-{traffic,export} in /bin, the
-# files given with --add, and /etc/pktring-run holding the command /init runs.
+# qemu/init as /init, qemu/guest/pktring-{traffic,export} in /bin, the test
+# network's addresses (testnet.env) as /etc/pktring/testnet.env, the files
+# given with --add, and /etc/pktring-run holding the command /init runs.
 #
 #	qemu/mkinitramfs.sh OUT.cpio.gz [--add SRC:DEST]... [--run 'shell command']
 #
@@ -61,6 +62,7 @@ install_skeleton() {
 	fi
 	install -m 0755 "$HERE/init" "$root/init"
 	install -m 0755 "$HERE/guest/pktring-traffic" "$HERE/guest/pktring-export" "$root/bin/"
+	install -D -m 0644 "$HERE/../testnet.env" "$root/etc/pktring/testnet.env"
 }
 
 add_file() {

@@ -2,7 +2,7 @@
 # shellcheck shell=bash
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CACHE=${PKTRING_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rust-pktring}
+CACHE=${PKTRING_CACHE:-$(. "$TOP/testnet.env" && echo "$PKTRING_CACHE_DEFAULT")}
 KERNEL_VERSION=6.12
 KERNEL_TARBALL=/usr/src/linux-source-$KERNEL_VERSION.tar.xz
 LOGDIR=${PKTRING_LOGDIR:-$CACHE/logs}

@@ -33,13 +33,14 @@ trap 'rm -rf "$tmp"' EXIT
 cat >"$tmp/job.sh" <<EOF
 #!/bin/sh
 set -e
+. /etc/pktring/testnet.env
 insmod /lib/modules/rust_pktring.ko
 echo "# dmesg: \$(dmesg | grep rust_pktring | tail -n1)"
-pktring capture -w /tmp/capture.pcap -c $packets -d 120s -i eth0 --blocks 64 2>/tmp/capture.err &
+pktring capture -w /tmp/capture.pcap -c $packets -d 120s -i \$PKTRING_GUEST_IFNAME --blocks 64 2>/tmp/capture.err &
 pid=\$!
 while ! grep -q '^pktring: capturing' /tmp/capture.err && kill -0 \$pid 2>/dev/null; do sleep 0.1; done
 head -n1 /tmp/capture.err
-pktring-traffic udp --dst 198.18.0.2 --flows 16 --count $packets --size 200 --rate $rate
+pktring-traffic udp --dst \$PKTRING_GUEST_IP4 --flows 16 --count $packets --size 200 --rate $rate
 wait \$pid
 tail -n +2 /tmp/capture.err
 echo "# RX interrupts per queue and CPU:"

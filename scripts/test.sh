@@ -16,8 +16,9 @@
 # tcpdump must read exactly the packets pktgen sent. Every test prints a TAP
 # line; the last line is "N passed, N failed".
 #
-# Logs: $PKTRING_LOGDIR (default ~/.cache/rust-pktring/logs); the guest's
-# console is test-<time>.log there, test-latest.log points at the newest.
+# Logs: $PKTRING_LOGDIR (default: logs/ in the cache, $CACHE of lib.sh); the
+# guest's console is test-<time>.log there, test-latest.log points at the
+# newest.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include "testnet.h"	/* gen/testnet.h, from testnet.env */
 
 #define DEV		"/dev/rust-misc-ring"
 #define RESET		_IO('|', 0x80)
@@ -75,7 +76,8 @@ TEST_F(sample, counts_polls_and_resets)
 	EXPECT_EQ(0u, load_count(self->count));
 	ASSERT_EQ(0, poll(&pfd, 1, 0));
 
-	ASSERT_EQ(0, system("pktring-traffic udp --dst 198.18.0.2 --flows 4 --count 300 --size 64 >/dev/null"));
+	ASSERT_EQ(0, system("pktring-traffic udp --dst " PKTRING_GUEST_IP4
+			    " --flows 4 --count 300 --size 64 >/dev/null"));
 	ASSERT_EQ(1, poll(&pfd, 1, 5000));
 	EXPECT_TRUE(pfd.revents & POLLIN);
 	EXPECT_GE(load_count(self->count), PACKETS);

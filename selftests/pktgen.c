@@ -12,7 +12,8 @@
  *              [--duration SEC] [--flow-base F]
  *
  * Destinations are restricted to the test networks 198.18.0.0/15 and
- * fd00:198:18::/48, which only exist inside the namespace.
+ * fd00:198:18::/48, which only exist inside the namespace: a fixed rule, not
+ * the guest's addresses, which testnet.env gives (and keeps inside them).
  *
  * Without --duration a run is bounded by a safety limit (120 s): reaching it
  * is an error. With --duration, reaching it is a normal end.

@@ -1,15 +1,17 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Helpers for the rust_pktring selftests (pktring_test.c): ring set-up and
+ * Helpers for the rust_pktring selftests (pktring_*_test.c): ring set-up and
  * frame access, the guest's traffic command, counters to wait on, and a frame
  * checker that knows exactly what the module writes.
  *
  * Uses only rust_pktring_uapi.h, libc and Linux uapi headers (plus the
- * payload format of pktgen_payload.h, which is plain C).
+ * payload format of pktgen_payload.h, which is plain C, and gen/testnet.h,
+ * which selftests/Makefile makes from testnet.env).
  *
- * Test network (qemu/boot.sh, qemu/init): the guest is 198.18.0.2 on eth0,
- * the host 198.18.0.1; `pktring-traffic ARGS...` runs the host's pktgen and
- * returns its exit status.
+ * Test network (testnet.env; qemu/boot.sh, qemu/init): the guest is
+ * PKTRING_GUEST_IP4 on PKTRING_GUEST_IFNAME, the host PKTRING_HOST_IP4;
+ * `pktring-traffic ARGS...` runs the host's pktgen and returns its exit
+ * status.
  */
 #ifndef PKTRING_LIB_H
 #define PKTRING_LIB_H
@@ -43,12 +45,13 @@
 
 #include "rust_pktring_uapi.h"
 #include "pktgen_payload.h"
+#include "testnet.h"
 
 #define PKTRING_DEV		"/dev/pktring"
 #define PKTRING_MODNAME		"rust_pktring"
-#define TEST_IFNAME		"eth0"
-#define GUEST_IP4		"198.18.0.2"
-#define HOST_IP4		"198.18.0.1"
+#define TEST_IFNAME		PKTRING_GUEST_IFNAME
+#define GUEST_IP4		PKTRING_GUEST_IP4
+#define HOST_IP4		PKTRING_HOST_IP4
 #define TRAFFIC_CMD		"pktring-traffic"
 
 /* What the module computes for an Ethernet frame (af_packet's SOCK_RAW). */
@@ -489,6 +492,7 @@ struct expect {
 	uint8_t mac[6];		/* destination MAC: the test interface's */
 	int rx_queues;		/* rx_queue must be below this or PKTRING_NO_RX_QUEUE */
 	int ncpus;
+	uint8_t saddr[4], daddr[4];	/* HOST_IP4, GUEST_IP4 */
 };
 
 static UNUSED void expect_init(struct expect *e, uint16_t dport, uint32_t size)
@@ -500,6 +504,8 @@ static UNUSED void expect_init(struct expect *e, uint16_t dport, uint32_t size)
 	test_if_mac(e->mac);
 	e->rx_queues = test_if_rx_queues();
 	e->ncpus = (int)sysconf(_SC_NPROCESSORS_CONF);
+	inet_pton(AF_INET, HOST_IP4, e->saddr);
+	inet_pton(AF_INET, GUEST_IP4, e->daddr);
 }
 
 struct frame_info {
@@ -601,8 +607,7 @@ static UNUSED int check_frame(const struct ring *r, unsigned int i, const struct
 	ulen = get16be(udp + 4);
 	if (ip[0] != 0x45 || ip[9] != IPPROTO_UDP)
 		BAD("not an IPv4/UDP packet without options (%#x, protocol %u)", ip[0], ip[9]);
-	if (memcmp(ip + 12, (uint8_t[]){ 198, 18, 0, 1 }, 4) ||
-	    memcmp(ip + 16, (uint8_t[]){ 198, 18, 0, 2 }, 4))
+	if (memcmp(ip + 12, e->saddr, 4) || memcmp(ip + 16, e->daddr, 4))
 		BAD("not " HOST_IP4 " -> " GUEST_IP4);
 	if (iplen + ETH_HDR_LEN != fi->len)
 		BAD("tp_len %u but IP total length %u", fi->len, iplen);

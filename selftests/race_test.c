@@ -22,14 +22,15 @@
  *		  [--details N]
  *
  * The ring: block_size 65536, block_nr 4, frame_size 65536, frame_nr 4,
- * IPv4 at PRE_ROUTING on --ifname (eth0). Its traffic:
+ * IPv4 at PRE_ROUTING on --ifname (default: the guest's test device,
+ * PKTRING_GUEST_IFNAME of testnet.env). Its traffic:
  *  - from the host, which selftests/guest/race.sh asks for (pktring-traffic)
  *    in a loop until the file given with --stop-file exists (race_test
  *    creates it when done): TCP streams to --tcp-port (pktgen's 64-byte
  *    record stream) and UDP datagrams to --udp-port (pktgen datagrams);
  *  - with --ping-rate, ICMP echo requests that race_test sends to the host
- *    (198.18.0.1), whose kernel echoes their pktgen-datagram payloads back:
- *    small packets that arrive while the host's TCP streams do (the host
+ *    (PKTRING_HOST_IP4), whose kernel echoes their pktgen-datagram payloads
+ *    back: small packets that arrive while the host's TCP streams do (the host
  *    serves one traffic request at a time, so its UDP flows cannot overlap
  *    its TCP streams). Small, quickly copied frames on one CPU beside 64 KiB
  *    copies on the others are what make a producer lap another.
@@ -51,7 +52,7 @@
  *    an IPv4 Ethernet packet on the capture device from the frame's
  *    Ethernet source;
  *  - Ethernet: to the device's MAC, IPv4; IPv4: version, header length,
- *    header checksum, no fragment, 198.18.0.1 -> 198.18.0.2, total length
+ *    header checksum, no fragment, host -> guest (testnet.env), total length
  *    equal to tp_len minus the Ethernet header;
  *  - UDP: length consistent with the IP total length, the port, the pktgen
  *    payload check (magic, length, FNV checksum, filler), and (flow, seq)
@@ -83,6 +84,7 @@
  *	race_test: RESULT pass|fail verified=X large=Y corrupt=Z seconds=S
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -105,6 +107,7 @@
 
 #include "../rust_pktring_uapi.h"
 #include "pktgen_payload.h"
+#include "testnet.h"	/* gen/testnet.h, from testnet.env */
 
 /* The reproducer's ring: four 64 KiB slots, one per block. */
 #define RING_BLOCK_SIZE		65536
@@ -133,8 +136,8 @@
 #define LONG_MIN_FRAMES		10000000ull
 #define LONG_MIN_LARGE		500000ull
 
-static const uint8_t host_ip[4] = { 198, 18, 0, 1 };
-static const uint8_t guest_ip[4] = { 198, 18, 0, 2 };
+/* PKTRING_HOST_IP4 and PKTRING_GUEST_IP4, set by main(). */
+static uint8_t host_ip[4], guest_ip[4];
 
 /* Kinds of corruption, each counted separately. */
 enum corrupt_kind {
@@ -190,7 +193,7 @@ static struct opts o = {
 	.min_frames = DEF_MIN_FRAMES, .min_large = DEF_MIN_LARGE, .min_corrupt = 1,
 	.timeout = 900, .progress = 10, .threads = 2, .delay_us = 0, .buffers = 32, .spin_us = 0, .inline_max = 4096,
 	.ping_rate = 0, .ping_size = 64, .ping_flows = 8,
-	.details = 8, .ifname = "eth0", .udp_port = 9000, .tcp_port = 9100,
+	.details = 8, .ifname = PKTRING_GUEST_IFNAME, .udp_port = 9000, .tcp_port = 9100,
 };
 
 /* What the frames must say about the capture device. */
@@ -536,7 +539,7 @@ static int verify(const struct copy *c, enum corrupt_kind *kind, char *why, size
 	/*
 	 * An intact IPv4 header (the checksum and the length agree) between
 	 * other addresses is a packet that is not ours: the host's traffic
-	 * is all 198.18.0.1 -> 198.18.0.2, so no mix of our packets has it.
+	 * is all host -> guest, so no mix of our packets has it.
 	 */
 	if (memcmp(ip + 12, host_ip, 4) || memcmp(ip + 16, guest_ip, 4))
 		FOREIGN("%u.%u.%u.%u -> %u.%u.%u.%u protocol %u", ip[12], ip[13], ip[14], ip[15],
@@ -975,6 +978,9 @@ int main(int argc, char **argv)
 	int fd;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (inet_pton(AF_INET, PKTRING_HOST_IP4, host_ip) != 1 ||
+	    inet_pton(AF_INET, PKTRING_GUEST_IP4, guest_ip) != 1)
+		fatal("testnet.h: bad PKTRING_HOST_IP4 or PKTRING_GUEST_IP4");
 	parse(argc, argv);
 	atexit(create_stop_file);
 	read_env();

@@ -8,19 +8,24 @@
 # Busybox's applets come first in PATH, so the guest tests run under the same
 # shell and tools as in the initramfs guest; then the project's guest scripts
 # and test programs and the pktring CLI, straight from the host's tree.
-# PKTRING_MODULE points the tests at the module built in that tree.
+# PKTRING_MODULE points the tests at the module built in that tree, and
+# PKTRING_TESTNET the guest scripts at its testnet.env (the initramfs guest
+# has it in /etc/pktring).
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 bb=/tmp/pktring-busybox
 mkdir -p "$bb" && busybox --install -s "$bb"
 export PATH="$bb:$TOP/qemu/guest:$TOP/selftests/guest:$TOP/selftests/build:$TOP/userspace/target/guest:$PATH"
 export PKTRING_MODULE=${PKTRING_MODULE:-$TOP/rust_pktring.ko}
+export PKTRING_TESTNET=$TOP/testnet.env
+. "$PKTRING_TESTNET"
 
 ip link set lo up
-if ip link set eth0 up && ip addr add 198.18.0.2/24 dev eth0; then
+dev=$PKTRING_GUEST_IFNAME
+if ip link set "$dev" up && ip addr add "$PKTRING_GUEST_IP4/$PKTRING_IP4_PREFIX" dev "$dev"; then
 	# As qemu/init does (busybox's ip has no nodad).
-	ip -6 addr add fd00:198:18::2/64 dev eth0 2>/dev/null
+	ip -6 addr add "$PKTRING_GUEST_IP6/$PKTRING_IP6_PREFIX" dev "$dev" 2>/dev/null
 else
-	echo "vng-run: eth0 is missing or could not be set up"
+	echo "vng-run: $dev is missing or could not be set up"
 fi
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 echo "vng-run: kernel $(uname -r), $(nproc) CPUs online, running: $*"

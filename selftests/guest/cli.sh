@@ -5,7 +5,8 @@
 #
 #	cli.sh [--module PATH] [--export NAME]
 #
-# Needs /bin/pktring (userspace: make guest), pktring-traffic and eth0.
+# Needs /bin/pktring (userspace: make guest), pktring-traffic and the test
+# network (testnet.env: /etc/pktring/testnet.env or $PKTRING_TESTNET).
 # Checks the error messages (module not loaded, bad options, device node
 # missing, unknown interface, permission denied), then captures host UDP
 # packets at PRE_ROUTING and at ingress with a snaplen into pcap files that
@@ -15,6 +16,7 @@
 # to the host with pktring-export as NAME (default cli-capture.pcap), where
 # scripts/test.sh reads it with tcpdump and checks it with pcap_verify.
 
+. "${PKTRING_TESTNET:-/etc/pktring/testnet.env}"
 module=${PKTRING_MODULE:-/lib/modules/rust_pktring.ko}
 export_name=cli-capture.pcap
 while [ $# -gt 0 ]; do
@@ -24,7 +26,8 @@ while [ $# -gt 0 ]; do
 	*) echo "cli.sh: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
-dst=198.18.0.2
+dst=$PKTRING_GUEST_IP4
+ifname=$PKTRING_GUEST_IFNAME
 tmp=/tmp/cli.$$
 mkdir -p "$tmp"
 n=0
@@ -134,10 +137,10 @@ grep -qs '^nogroup:' /etc/group || echo 'nogroup:x:65534:' >>/etc/group
 expect_error "permission denied" 1 "permission denied: run as root" -- \
 	su nobody -s /bin/sh -c 'pktring stats -d 1s'
 
-capture_traffic "$tmp/pre.out" "-w $tmp/pre.pcap -i eth0 --family ipv4" \
+capture_traffic "$tmp/pre.out" "-w $tmp/pre.pcap -i $ifname --family ipv4" \
 	udp --dst $dst --flows 16 --count 2000 --size 200 --rate 2000
 check_capture "capture at pre-routing" "$tmp/pre.out" "$tmp/pre.pcap" 2000 242
-capture_traffic "$tmp/ingress.out" "-w $tmp/ingress.pcap --hook ingress -i eth0 -s 64" \
+capture_traffic "$tmp/ingress.out" "-w $tmp/ingress.pcap --hook ingress -i $ifname -s 64" \
 	udp --dst $dst --flows 4 --count 500 --size 200 --rate 1000
 check_capture "capture at ingress, snaplen 64" "$tmp/ingress.out" "$tmp/ingress.pcap" 500 64
 
@@ -152,7 +155,7 @@ else
 	diag "$tmp/count.out"
 fi
 
-start_capture "$tmp/stats.out" stats -d 4s -i eth0
+start_capture "$tmp/stats.out" stats -d 4s -i "$ifname"
 pktring-traffic udp --dst $dst --flows 8 --count 800 --size 100 --rate 1000 >/dev/null 2>&1
 wait "$pid"
 summary "$tmp/stats.out"
@@ -166,7 +169,7 @@ fi
 
 # Exactly what the host sent, for the host to check: a ring large enough
 # for any burst, so nothing may be dropped.
-start_capture "$tmp/exact.out" capture -w "$tmp/exact.pcap" -c 1000 -d 120s -i eth0 --family ipv4 --blocks 64
+start_capture "$tmp/exact.out" capture -w "$tmp/exact.pcap" -c 1000 -d 120s -i "$ifname" --family ipv4 --blocks 64
 pktring-traffic udp --dst $dst --flows 16 --count 1000 --size 200 --rate 1000 >/dev/null 2>&1
 wait "$pid"
 echo "# capture exit status $?" >>"$tmp/exact.out"

@@ -31,6 +31,7 @@
 # After each run: no new WARNING/BUG/Oops/KASAN/lockdep line in the kernel
 # log. Before the no-owner-map run: the module's loud TEST BUILD warning.
 
+. "${PKTRING_TESTNET:-/etc/pktring/testnet.env}"
 MODULES=/lib/modules
 module=$MODULES/rust_pktring.ko
 noowner_module=$MODULES/rust_pktring_noowner.ko
@@ -95,13 +96,13 @@ dmesg_since() { dmesg | tail -n +"$(($1 + 1))"; }
 traffic_loop() { # stop-file
 	local stop=$1 k=0 size fails=0 out
 	while [ ! -e "$stop" ]; do
-		out=$(pktring-traffic tcp --dst 198.18.0.2 --dport 9100 --streams "$streams" \
+		out=$(pktring-traffic tcp --dst "$PKTRING_GUEST_IP4" --dport 9100 --streams "$streams" \
 			--bytes 0 --duration "$tcp_seconds" --flow-base $((k * 100)) 2>&1) ||
 			fails=$((fails + 1))
 		echo "$out" | grep -E '^pktgen( tcp|:)' | sed 's/^/# traffic: /'
 		[ -e "$stop" ] && break
 		if [ $((k % 2)) -eq 0 ]; then size=64; else size=200; fi
-		out=$(pktring-traffic udp --dst 198.18.0.2 --dport 9000 --flows 32 --size "$size" \
+		out=$(pktring-traffic udp --dst "$PKTRING_GUEST_IP4" --dport 9000 --flows 32 --size "$size" \
 			--count 0 --rate "$udp_rate" --duration "$udp_seconds" \
 			--flow-base $((k * 64)) 2>&1) || fails=$((fails + 1))
 		echo "$out" | grep -E '^pktgen( udp|:)' | sed 's/^/# traffic: /'

@@ -2,15 +2,19 @@
 # Run a kselftest-harness test program in the test guest (busybox sh), one
 # test per run of the program, and watch the kernel log after each.
 #
-#	run_tests.sh [PROGRAM] [--module PATH] [--timeout SECONDS]
+#	run_tests.sh PROGRAM [--module PATH] [--timeout SECONDS]
 #		[--only PATTERN]... [--list]
 #
 # PROGRAM	the test program, a path or a name found next to this script
-#		or in $PATH (default pktring_test)
-# --module	module to insmod first if it is not loaded (default for
-#		pktring_test: $PKTRING_MODULE or /lib/modules/rust_pktring.ko;
-#		other programs load nothing unless given one); it is loaded
-#		again if a test leaves it unloaded
+#		or in $PATH: one of the module's suite (pktring_ring_test,
+#		pktring_validation_test, pktring_traffic_test,
+#		pktring_lifecycle_test, pktring_module_test: guest/suite.sh
+#		runs them in this order) or misc_ring_sample_test
+# --module	module to insmod first if it is not loaded (default for the
+#		pktring_*_test programs: $PKTRING_MODULE or
+#		/lib/modules/rust_pktring.ko; other programs load nothing
+#		unless given one); it is loaded again if a test leaves it
+#		unloaded
 # --timeout	outer limit per test in seconds (default 1200; the harness
 #		has tighter ones per test)
 # --only	run only tests whose name (fixture.variant.test) matches the
@@ -26,7 +30,7 @@
 # "N passed, N failed, N skipped"; exits 1 if any test failed, 2 if none
 # could run.
 
-prog=pktring_test
+prog=
 module=
 timeout=1200
 only=
@@ -44,6 +48,10 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
+if [ -z "$prog" ]; then
+	echo "Bail out! usage: run_tests.sh PROGRAM [--module PATH] [--timeout S] [--only PATTERN]... [--list]"
+	exit 2
+fi
 case "$prog" in
 */*) bin=$prog ;;
 *)
@@ -55,8 +63,11 @@ if [ -z "$bin" ] || [ ! -x "$bin" ]; then
 	echo "Bail out! test program $prog not found"
 	exit 2
 fi
-if [ -z "$module" ] && [ "$(basename "$bin")" = pktring_test ]; then
-	module=${PKTRING_MODULE:-/lib/modules/rust_pktring.ko}
+# The module's own test programs need it loaded.
+if [ -z "$module" ]; then
+	case "$(basename "$bin")" in
+	pktring_*_test) module=${PKTRING_MODULE:-/lib/modules/rust_pktring.ko} ;;
+	esac
 fi
 modname=$(basename "${module:-none}" .ko | tr '-' '_')
 

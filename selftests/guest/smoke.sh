@@ -7,13 +7,18 @@
 # --no-module	skip the module tests (reported as "# SKIP")
 # --module	the module to load (default $PKTRING_MODULE or
 #		/lib/modules/rust_pktring.ko)
-# --cpus	CPUs (and eth0 RX queues) expected (default 4)
+# --cpus	CPUs (and RX queues of the test NIC) expected (default 4)
 #
-# Checks: CPUs online; eth0 RX queues; the module loads (load line in dmesg,
-# /dev/pktring appears) and unloads without WARN/BUG/Oops; 4000 host UDP
-# packets over 16 flows arrive and are spread over at least 2 RX queues
-# and 2 CPUs (from /proc/interrupts).
+# The test NIC and the addresses are testnet.env's (/etc/pktring/testnet.env
+# or $PKTRING_TESTNET).
+#
+# Checks: CPUs online; the test NIC's RX queues; the module loads (load line
+# in dmesg, /dev/pktring appears) and unloads without WARN/BUG/Oops; 4000
+# host UDP packets over 16 flows arrive and are spread over at least 2 RX
+# queues and 2 CPUs (from /proc/interrupts).
 
+. "${PKTRING_TESTNET:-/etc/pktring/testnet.env}"
+nic=$PKTRING_GUEST_IFNAME
 module=${PKTRING_MODULE:-/lib/modules/rust_pktring.ko}
 want_module=1
 cpus=4
@@ -58,12 +63,12 @@ test_cpus() {
 
 test_queues() {
 	local q
-	q=$(ls -d /sys/class/net/eth0/queues/rx-* 2>/dev/null | wc -l)
-	diag "eth0 RX queues: $q, TX queues: $(ls -d /sys/class/net/eth0/queues/tx-* 2>/dev/null | wc -l)"
+	q=$(ls -d /sys/class/net/$nic/queues/rx-* 2>/dev/null | wc -l)
+	diag "$nic RX queues: $q, TX queues: $(ls -d /sys/class/net/$nic/queues/tx-* 2>/dev/null | wc -l)"
 	if [ "$q" -eq "$cpus" ]; then
-		ok "eth0 has $cpus RX queues"
+		ok "$nic has $cpus RX queues"
 	else
-		not_ok "eth0 has $cpus RX queues (found $q)"
+		not_ok "$nic has $cpus RX queues (found $q)"
 	fi
 }
 
@@ -110,13 +115,13 @@ test_module() {
 	fi
 }
 
-rx_packets() { cat /sys/class/net/eth0/statistics/rx_packets; }
+rx_packets() { cat /sys/class/net/$nic/statistics/rx_packets; }
 
-# "<queue> <irq> <cpu0> <cpu1> ..." for each RX queue interrupt of eth0's
-# device.
+# "<queue> <irq> <cpu0> <cpu1> ..." for each RX queue interrupt of the test
+# NIC's device.
 rx_irqs() {
 	local dev
-	dev=$(basename "$(readlink /sys/class/net/eth0/device)")
+	dev=$(basename "$(readlink /sys/class/net/$nic/device)")
 	awk -v dev="$dev" 'NR == 1 { ncpu = NF; next }
 		$NF ~ "^" dev "-input\\.[0-9]+$" {
 			q = $NF; sub(".*-input\\.", "", q)
@@ -141,7 +146,7 @@ test_udp() {
 	local rx0 rx1 got queues cpus_hit
 	rx_irqs >"$tmp/irq0"
 	rx0=$(rx_packets)
-	if pktring-traffic udp --dst 198.18.0.2 --flows 16 --count "$count" --size 64 >"$tmp/gen" 2>&1; then
+	if pktring-traffic udp --dst "$PKTRING_GUEST_IP4" --flows 16 --count "$count" --size 64 >"$tmp/gen" 2>&1; then
 		sed 's/^/# /' "$tmp/gen"
 		ok "host sends $count UDP packets over 16 flows"
 	else
@@ -154,9 +159,9 @@ test_udp() {
 	rx_irqs >"$tmp/irq1"
 	got=$((rx1 - rx0))
 	if [ "$got" -ge "$count" ]; then
-		ok "eth0 rx_packets grew by >= $count ($got)"
+		ok "$nic rx_packets grew by >= $count ($got)"
 	else
-		not_ok "eth0 rx_packets grew by >= $count (only $got)"
+		not_ok "$nic rx_packets grew by >= $count (only $got)"
 	fi
 
 	# Per queue: which CPUs took its interrupts during the burst.
