@@ -23,8 +23,9 @@ use kernel::net::skbuff::{Checksum, SkBuff};
 use kernel::prelude::*;
 use kernel::sync::poll::{events, new_poll_wait_queue, PollWaitQueue};
 use kernel::sync::{new_spinlock_bh, Arc, BhDisabled, SpinLockBh};
+use kernel::time::hrtimer::{HrTimer, HrTimerHandler};
 
-use crate::uapi::{self, hdr, sll, tpacket_align, Layout, Selection, Stats};
+use crate::uapi::{self, hdr, sll, tpacket_align, Batch, Layout, Selection, Stats};
 use crate::uapi::{SLL_OFFSET, TPACKET2_HDRLEN};
 
 /// `tp_status` of a slot the kernel may fill.
@@ -39,7 +40,89 @@ struct RingInner {
     /// `rx_owner_map`: one bit per slot, set from `claim()` to `release()`, while a producer owns
     /// the slot but its `tp_status` still reads `TP_STATUS_KERNEL`.
     owner_map: BitmapVec,
+    /// Slots claimed and not released yet: the owner bits that are set.
+    in_flight: usize,
+    /// Readers were last told of the frames before this slot: a poller is ready while the frame
+    /// before it belongs to user space. Without batching, the release frontier.
+    announced: usize,
+    /// Frames the release frontier has passed since `announced` last moved (batching only).
+    unannounced: usize,
+    /// The batch timer is set (batching only).
+    timer_set: bool,
     stats: Stats,
+}
+
+impl RingInner {
+    /// Returns the release frontier: the oldest slot claimed and not released yet, or the head
+    /// when there is none. A consumer that has caught up waits there.
+    ///
+    /// Slots are claimed in ring order at the head, so the oldest one in flight is the first
+    /// owner bit found going round from the head.
+    #[cfg(not(pktring_test_no_owner_map))]
+    fn frontier(&self) -> usize {
+        if self.in_flight == 0 {
+            return self.head;
+        }
+        self.owner_map
+            .next_bit(self.head)
+            .or_else(|| self.owner_map.next_bit(0))
+            .unwrap_or(self.head)
+    }
+
+    /// Without the owner map nothing knows which slots are in flight: the head, as af_packet's
+    /// `poll()` has it.
+    #[cfg(pktring_test_no_owner_map)]
+    fn frontier(&self) -> usize {
+        self.head
+    }
+
+    /// Called when `slot`, which was the oldest in flight if `oldest`, is released: returns the
+    /// new frontier and how many slots it moved by, or `None` if it did not move (an older slot
+    /// is still being filled, so the consumer cannot go on yet).
+    fn frontier_after_release(
+        &self,
+        slot: usize,
+        oldest: usize,
+        frame_nr: usize,
+    ) -> Option<(usize, usize)> {
+        if cfg!(pktring_test_no_owner_map) {
+            return Some((self.head, 1));
+        }
+        if slot != oldest {
+            return None;
+        }
+        let frontier = self.frontier();
+        // It moved past `slot` at least: a distance of 0 is the whole ring.
+        let moved = match (frontier + frame_nr - oldest) % frame_nr {
+            0 => frame_nr,
+            moved => moved,
+        };
+        Some((frontier, moved))
+    }
+}
+
+/// The part of a [`Ring`] that the batch timer works on too: its lock-protected state and its
+/// readers.
+#[pin_data]
+struct Core {
+    #[pin]
+    inner: SpinLockBh<RingInner>,
+    readers: Arc<Readers>,
+}
+
+impl HrTimerHandler for Core {
+    /// The batch timer: tells the readers of the frames released since they were last told.
+    fn expired(&self) {
+        let mut inner = self.inner.lock();
+        inner.timer_set = false;
+        if inner.unannounced == 0 {
+            return;
+        }
+        inner.announced = inner.frontier();
+        inner.unannounced = 0;
+        drop(inner);
+        self.readers.wake();
+    }
 }
 
 /// What the pollers of a file wait on: shared by the file, which registers them before a ring
@@ -77,6 +160,11 @@ impl Readers {
         self.error.load(Ordering::Acquire)
     }
 
+    /// Wakes the pollers: frames are ready.
+    fn wake(&self) {
+        self.queue.notify_if_waiting(events::IN | events::RDNORM);
+    }
+
     /// Ends the capture with `errno` (the first reason sticks) and wakes every poller: with
     /// `POLLERR`, and `POLLIN` for the frames that may be left.
     fn end(&self, errno: u32) {
@@ -97,9 +185,11 @@ pub(crate) struct Ring {
     buf: UserSharedBuffer,
     layout: Layout,
     selection: Selection,
+    /// Batched wake-ups, if the request asked for them.
+    batch: Option<Batch>,
+    /// The lock-protected state and the readers, as the handler of the batch timer.
     #[pin]
-    inner: SpinLockBh<RingInner>,
-    readers: Arc<Readers>,
+    core: HrTimer<Core>,
 }
 
 /// A slot a producer has claimed: it alone writes the frame until it releases it.
@@ -111,32 +201,43 @@ struct Claim {
 }
 
 impl Ring {
-    /// Allocates a ring with `layout` that captures `selection` and wakes `readers`. May sleep;
-    /// takes no lock.
+    /// Allocates a ring with `layout` that captures `selection` and wakes `readers`, at once or
+    /// in batches. May sleep; takes no lock.
     pub(crate) fn new(
         layout: &Layout,
         selection: &Selection,
+        batch: Option<Batch>,
         readers: Arc<Readers>,
     ) -> Result<Arc<Self>> {
         let buf = UserSharedBuffer::new(layout.mmap_size())?;
         let owner_map = BitmapVec::new(layout.frame_nr, GFP_KERNEL)?;
+        let inner = RingInner {
+            head: 0,
+            owner_map,
+            in_flight: 0,
+            announced: 0,
+            unannounced: 0,
+            timer_set: false,
+            stats: Stats::default(),
+        };
         Arc::pin_init(
             pin_init!(Self {
                 buf,
                 layout: *layout,
                 selection: *selection,
-                inner <- new_spinlock_bh!(
-                    RingInner {
-                        head: 0,
-                        owner_map,
-                        stats: Stats::default(),
-                    },
-                    "pktring_ring"
-                ),
-                readers,
+                batch,
+                core <- HrTimer::new(pin_init!(Core {
+                    inner <- new_spinlock_bh!(inner, "pktring_ring"),
+                    readers,
+                })),
             }),
             GFP_KERNEL,
         )
+    }
+
+    /// Returns the ring lock and what it protects.
+    fn inner(&self) -> &SpinLockBh<RingInner> {
+        &self.core.handler().inner
     }
 
     pub(crate) fn buffer(&self) -> &UserSharedBuffer {
@@ -149,14 +250,16 @@ impl Ring {
 
     /// Returns the counters and clears them. Process context.
     pub(crate) fn take_stats(&self) -> Stats {
-        core::mem::take(&mut self.inner.lock().stats)
+        core::mem::take(&mut self.inner().lock().stats)
     }
 
-    /// Returns `true` if the frame before the head belongs to user space, as af_packet's poll
-    /// decides readability. Process context.
+    /// Returns `true` if the frame before the one readers were last told of belongs to user
+    /// space: the consumer has not read up to there yet. Without batching that is the release
+    /// frontier, so a consumer whose next frame is still being filled is not told to read it.
+    /// Process context.
     pub(crate) fn readable(&self) -> bool {
-        let head = self.inner.lock().head;
-        let prev = head.checked_sub(1).unwrap_or(self.layout.frame_nr - 1);
+        let announced = self.inner().lock().announced;
+        let prev = announced.checked_sub(1).unwrap_or(self.layout.frame_nr - 1);
         let status = self
             .buf
             .load_acquire_u32(self.layout.frame_offset(prev) + hdr::STATUS);
@@ -170,7 +273,7 @@ impl Ring {
     /// with `tp_status` still reading `TP_STATUS_KERNEL`. Both are checked under the lock, never
     /// from an unlocked peek.
     fn claim(&self, bh: &BhDisabled<'_>) -> Option<Claim> {
-        let mut inner = self.inner.lock_with_bh_disabled(bh);
+        let mut inner = self.inner().lock_with_bh_disabled(bh);
         let slot = inner.head;
         let offset = self.layout.frame_offset(slot);
         // Acquire pairs with user space's release store of `TP_STATUS_KERNEL`: its reads of the
@@ -187,6 +290,7 @@ impl Ring {
         } else {
             slot + 1
         };
+        inner.in_flight += 1;
         inner.stats.delivered += 1;
         let losing = if inner.stats.drops != 0 {
             bindings::TP_STATUS_LOSING
@@ -201,15 +305,46 @@ impl Ring {
     }
 
     /// Hands a filled slot to user space: its `tp_status` and its owner bit change together,
-    /// under the lock, so no other producer can see the slot free in between.
-    fn release(&self, claim: Claim, status: u32, bh: &BhDisabled<'_>) {
-        let mut inner = self.inner.lock_with_bh_disabled(bh);
+    /// under the lock, so no other producer can see the slot free in between. Returns whether
+    /// the readers are to be woken: only when the release frontier moved (the slot was the
+    /// oldest in flight), and with batching only once enough frames are ready; the batch timer
+    /// is set for the first frame readers are not woken for.
+    fn release(&self, claim: Claim, status: u32, bh: &BhDisabled<'_>) -> bool {
+        let mut inner = self.inner().lock_with_bh_disabled(bh);
+        let oldest = inner.frontier();
         // Release orders every write to the frame before the status that publishes it.
         // `offset` is a frame offset of our own layout, so the store cannot fail.
         let _ = self
             .buf
             .store_release_u32(claim.offset + hdr::STATUS, status);
         owner_map_release(&mut inner.owner_map, claim.slot);
+        inner.in_flight -= 1;
+        let Some((frontier, moved)) =
+            inner.frontier_after_release(claim.slot, oldest, self.layout.frame_nr)
+        else {
+            return false;
+        };
+        let Some(batch) = &self.batch else {
+            inner.announced = frontier;
+            return true;
+        };
+        inner.unannounced += moved;
+        if inner.unannounced >= batch.frames {
+            inner.announced = frontier;
+            inner.unannounced = 0;
+            if inner.timer_set {
+                // Under the lock, as the timer takes it: a handler running now finds nothing
+                // left to announce.
+                inner.timer_set = false;
+                self.core.try_cancel();
+            }
+            return true;
+        }
+        if !inner.timer_set {
+            inner.timer_set = true;
+            self.core.start(batch.delay_ns);
+        }
+        false
     }
 
     /// The producer path: claim a slot, fill it without the lock, release it, wake readers.
@@ -218,10 +353,9 @@ impl Ring {
             return;
         };
         let flags = self.fill(&claim, skb, bh);
-        self.release(claim, TP_STATUS_USER | flags, bh);
-        self.readers
-            .queue
-            .notify_if_waiting(events::IN | events::RDNORM);
+        if self.release(claim, TP_STATUS_USER | flags, bh) {
+            self.core.handler().readers.wake();
+        }
     }
 
     /// Returns `true` if the ring captures `skb`, beyond what the hook registration selects:
@@ -250,7 +384,7 @@ impl Hook for Ring {
     }
 
     fn detached(&self, why: Detached) {
-        self.readers.end(match why {
+        self.core.handler().readers.end(match why {
             Detached::Device => bindings::ENETDOWN,
             Detached::Namespace => bindings::ENONET,
         });

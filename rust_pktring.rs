@@ -183,7 +183,7 @@ impl Capture {
     /// Builds a ring for `req` and registers its hook in `net`. May sleep, takes the RTNL lock
     /// (for an ingress hook), allocates up to `PKTRING_MAX_RING_BYTES`: call it with no lock held.
     fn new(net: &Namespace, req: &RingRequest, readers: Arc<Readers>) -> Result<Arc<Self>> {
-        let ring = Ring::new(req.layout(), req.selection(), readers)?;
+        let ring = Ring::new(req.layout(), req.selection(), req.batch(), readers)?;
         let hook = KBox::pin_init(
             Registration::register(net, hook_options(req.selection()), ring.clone()),
             GFP_KERNEL,

@@ -31,8 +31,21 @@
  * kernel may fill the frame; any non-zero value has TP_STATUS_USER set and
  * means the frame is complete and belongs to user space, which hands it back
  * by storing TP_STATUS_KERNEL (with release semantics) when done. Frames are
- * filled in ring order; poll(2) reports POLLIN | POLLRDNORM when a frame is
- * ready.
+ * claimed in ring order but may be filled out of order by several CPUs.
+ *
+ * Readiness: the release frontier is the oldest frame the kernel is still
+ * filling, or the next frame it will fill when none is. A consumer that has
+ * read everything waits there. poll(2) reports POLLIN | POLLRDNORM while the
+ * frame before the frontier belongs to user space (the consumer has not read
+ * up to the frontier), and the kernel wakes pollers only when the frontier
+ * moves: a frame finished while an older one is still being filled wakes
+ * nobody, since the consumer must wait for the older one first. With
+ * batching (wake_frames > 1), the frontier is announced to pollers, and
+ * poll(2) judges by the announced frontier, only once wake_frames frames are
+ * ready or wake_usecs after the first frame that was not announced: a
+ * consumer that drains the ring and polls again sleeps until the next batch.
+ * A consumer that reads frames by tp_status alone sees them as soon as they
+ * are released either way.
  */
 #ifndef _UAPI_RUST_PKTRING_H
 #define _UAPI_RUST_PKTRING_H
@@ -55,6 +68,7 @@
 /* Limits the module enforces on a ring request. */
 #define PKTRING_MAX_SNAPLEN	262144
 #define PKTRING_MAX_RING_BYTES	(256u << 20)
+#define PKTRING_MAX_WAKE_USECS	1000000
 
 /**
  * struct pktring_req - ring request for PKTRING_IOC_SET_RING
@@ -70,6 +84,10 @@
  * @hook:	PKTRING_HOOK_*
  * @ifindex:	capture only packets that arrive on this device (0: any)
  * @priority:	netfilter hook priority
+ * @wake_frames: batched wake-ups: wake poll(2) once this many frames are
+ *		ready, or @wake_usecs after the first frame it was not woken for,
+ *		whichever comes first (0 or 1: no batching, see below)
+ * @wake_usecs:	with @wake_frames > 1: 1 to PKTRING_MAX_WAKE_USECS; else 0
  * @reserved:	must be zero
  */
 struct pktring_req {
@@ -84,7 +102,9 @@ struct pktring_req {
 	__u16 hook;
 	__s32 ifindex;
 	__s32 priority;
-	__u32 reserved[4];
+	__u32 wake_frames;
+	__u32 wake_usecs;
+	__u32 reserved[2];
 };
 
 /**

@@ -31,6 +31,8 @@ pub(crate) const PKTRING_NO_RX_QUEUE: u16 = 0xffff;
 const PKTRING_MAX_SNAPLEN: u32 = 262144;
 /// `PKTRING_MAX_RING_BYTES`: the most memory one ring may pin.
 const PKTRING_MAX_RING_BYTES: u64 = 256 << 20;
+/// `PKTRING_MAX_WAKE_USECS`: the longest a batch may wait for its timer.
+const PKTRING_MAX_WAKE_USECS: u32 = 1_000_000;
 
 const PKTRING_FAMILY_IPV4: u16 = 1;
 const PKTRING_FAMILY_IPV6: u16 = 2;
@@ -53,7 +55,9 @@ mod req {
     pub(super) const HOOK: usize = 30;
     pub(super) const IFINDEX: usize = 32;
     pub(super) const PRIORITY: usize = 36;
-    pub(super) const RESERVED: usize = 40;
+    pub(super) const WAKE_FRAMES: usize = 40;
+    pub(super) const WAKE_USECS: usize = 44;
+    pub(super) const RESERVED: usize = 48;
     /// `sizeof(struct pktring_req)`.
     pub(super) const SIZE: usize = 56;
 }
@@ -143,6 +147,7 @@ const _: () = {
     assert!(req::SNAPLEN == c::REQ_SNAPLEN && req::FAMILY == c::REQ_FAMILY);
     assert!(req::HOOK == c::REQ_HOOK && req::IFINDEX == c::REQ_IFINDEX);
     assert!(req::PRIORITY == c::REQ_PRIORITY && req::RESERVED == c::REQ_RESERVED);
+    assert!(req::WAKE_FRAMES == c::REQ_WAKE_FRAMES && req::WAKE_USECS == c::REQ_WAKE_USECS);
 
     assert!(info::SIZE == c::INFO_SIZE);
     assert!(info::SIZE_FIELD == c::INFO_SIZE_FIELD && info::VERSION == c::INFO_VERSION);
@@ -190,6 +195,7 @@ const _: () = {
     assert!(PKTRING_NO_RX_QUEUE as usize == c::NO_RX_QUEUE);
     assert!(PKTRING_MAX_SNAPLEN as usize == c::MAX_SNAPLEN);
     assert!(PKTRING_MAX_RING_BYTES as usize == c::MAX_RING_BYTES);
+    assert!(PKTRING_MAX_WAKE_USECS as usize == c::MAX_WAKE_USECS);
     assert!(PKTRING_FAMILY_IPV4 as usize == c::FAMILY_IPV4);
     assert!(PKTRING_FAMILY_IPV6 as usize == c::FAMILY_IPV6);
     assert!(PKTRING_FAMILY_BOTH as usize == c::FAMILY_BOTH);
@@ -258,6 +264,19 @@ pub(crate) enum Hook {
     Ingress,
 }
 
+/// Batched wake-ups: wake pollers once `frames` frames are ready, or `delay_ns` after the first
+/// one they were not woken for.
+///
+/// # Invariants
+///
+/// `frames > 1` and not above the ring's frames; `delay_ns` is 1 µs to
+/// `PKTRING_MAX_WAKE_USECS`.
+#[derive(Copy, Clone)]
+pub(crate) struct Batch {
+    pub(crate) frames: usize,
+    pub(crate) delay_ns: u64,
+}
+
 /// The counters of `struct pktring_stats`, since they were last read.
 #[derive(Copy, Clone, Default)]
 pub(crate) struct Stats {
@@ -275,6 +294,7 @@ pub(crate) struct Stats {
 pub(crate) struct RingRequest {
     layout: Layout,
     selection: Selection,
+    batch: Option<Batch>,
 }
 
 /// Reads the native-endian `N`-byte field at `offset` of `buf`.
@@ -295,7 +315,8 @@ impl RingRequest {
     /// `TPACKET_ALIGNMENT`-aligned, at least one frame per block, frames per block times blocks
     /// not overflowing and equal to the frame count); the ring is at most
     /// `PKTRING_MAX_RING_BYTES`; the snaplen at most `PKTRING_MAX_SNAPLEN`; family and hook are
-    /// known, the ifindex not negative, and given (only) where the hook needs it.
+    /// known, the ifindex not negative, and given (only) where the hook needs it; batched
+    /// wake-ups are off, or ask for more than one frame and a timer (see [`check_batch`]).
     pub(crate) fn from_user(arg: UserPtr) -> Result<Self> {
         let buf = UserSlice::new(arg, req::SIZE)
             .reader()
@@ -323,8 +344,13 @@ impl RingRequest {
             i32_at(req::IFINDEX),
             i32_at(req::PRIORITY),
         )?;
+        let batch = check_batch(u32_at(req::WAKE_FRAMES), u32_at(req::WAKE_USECS), &layout)?;
         // INVARIANT: every check passed.
-        Ok(Self { layout, selection })
+        Ok(Self {
+            layout,
+            selection,
+            batch,
+        })
     }
 
     /// Returns the ring layout the request describes.
@@ -335,6 +361,29 @@ impl RingRequest {
     /// Returns what the request captures.
     pub(crate) fn selection(&self) -> &Selection {
         &self.selection
+    }
+
+    /// Returns the batched wake-ups asked for, if any.
+    pub(crate) fn batch(&self) -> Option<Batch> {
+        self.batch
+    }
+}
+
+/// Batched wake-ups: none for `wake_frames` 0 or 1 with `wake_usecs` 0; otherwise more than one
+/// frame, at most the ring's, and a timer of 1 to `PKTRING_MAX_WAKE_USECS` µs.
+fn check_batch(wake_frames: u32, wake_usecs: u32, layout: &Layout) -> Result<Option<Batch>> {
+    match (wake_frames, wake_usecs) {
+        (0 | 1, 0) => Ok(None),
+        (frames, 1..=PKTRING_MAX_WAKE_USECS)
+            if frames > 1 && frames as usize <= layout.frame_nr =>
+        {
+            // INVARIANT: checked just above.
+            Ok(Some(Batch {
+                frames: frames as usize,
+                delay_ns: u64::from(wake_usecs) * 1000,
+            }))
+        }
+        _ => Err(EINVAL),
     }
 }
 

@@ -27,6 +27,8 @@ void rust_pktring_uapi_layout(void)
 	OFFSET(REQ_HOOK, pktring_req, hook);
 	OFFSET(REQ_IFINDEX, pktring_req, ifindex);
 	OFFSET(REQ_PRIORITY, pktring_req, priority);
+	OFFSET(REQ_WAKE_FRAMES, pktring_req, wake_frames);
+	OFFSET(REQ_WAKE_USECS, pktring_req, wake_usecs);
 	OFFSET(REQ_RESERVED, pktring_req, reserved);
 
 	DEFINE(INFO_SIZE, sizeof(struct pktring_info));
@@ -67,6 +69,7 @@ void rust_pktring_uapi_layout(void)
 	DEFINE(NO_RX_QUEUE, PKTRING_NO_RX_QUEUE);
 	DEFINE(MAX_SNAPLEN, PKTRING_MAX_SNAPLEN);
 	DEFINE(MAX_RING_BYTES, PKTRING_MAX_RING_BYTES);
+	DEFINE(MAX_WAKE_USECS, PKTRING_MAX_WAKE_USECS);
 	DEFINE(FAMILY_IPV4, PKTRING_FAMILY_IPV4);
 	DEFINE(FAMILY_IPV6, PKTRING_FAMILY_IPV6);
 	DEFINE(FAMILY_BOTH, PKTRING_FAMILY_BOTH);
