@@ -78,9 +78,16 @@ static int ingress_ifindex(void)
 	X(version_0, EINVAL, req->version = 0) \
 	X(version_2, EINVAL, req->version = 2) \
 	X(reserved_0, EINVAL, req->reserved[0] = 1) \
-	X(reserved_1, EINVAL, req->reserved[1] = 1) \
-	X(reserved_2, EINVAL, req->reserved[2] = 1) \
-	X(reserved_3, EINVAL, req->reserved[3] = 0x80000000u) \
+	X(reserved_1, EINVAL, req->reserved[1] = 0x80000000u) \
+	X(valid_batch, 0, req->wake_frames = 2; req->wake_usecs = 100) \
+	X(valid_batch_whole_ring, 0, req->wake_frames = req->frame_nr; req->wake_usecs = PKTRING_MAX_WAKE_USECS) \
+	X(valid_no_batch_1, 0, req->wake_frames = 1) \
+	X(batch_without_timer, EINVAL, req->wake_frames = 2) \
+	X(timer_without_batch, EINVAL, req->wake_usecs = 100) \
+	X(timer_with_batch_1, EINVAL, req->wake_frames = 1; req->wake_usecs = 100) \
+	X(batch_over_ring, EINVAL, req->wake_frames = req->frame_nr + 1; req->wake_usecs = 100) \
+	X(timer_too_long, EINVAL, req->wake_frames = 2; req->wake_usecs = PKTRING_MAX_WAKE_USECS + 1) \
+	X(batch_huge, EINVAL, req->wake_frames = 0xffffffffu; req->wake_usecs = 100) \
 	X(block_size_0, EINVAL, req->block_size = 0) \
 	X(block_size_half_page, EINVAL, req_init(req, 2048, 4, 2048); req->ifindex = 0) \
 	X(block_size_1_5_pages, EINVAL, req_init(req, 6144, 4, 2048); req->ifindex = 0) \

@@ -40,6 +40,9 @@ pub(crate) trait FrameSource {
     fn next_frame(&mut self, timeout: Duration) -> Result<Option<Frame<'_>>, pktring::Error>;
     /// Returns the kernel's counters since the last call, and clears them.
     fn take_stats(&mut self) -> Result<PktringStats, pktring::Error>;
+
+    /// Returns how many times the consumer was woken while waiting for frames.
+    fn wakeups(&self) -> u64;
 }
 
 impl FrameSource for Ring {
@@ -49,6 +52,10 @@ impl FrameSource for Ring {
 
     fn take_stats(&mut self) -> Result<PktringStats, pktring::Error> {
         Ring::take_stats(self)
+    }
+
+    fn wakeups(&self) -> u64 {
+        Ring::wakeups(self)
     }
 }
 
@@ -68,6 +75,62 @@ pub(crate) struct Summary {
     pub(crate) elapsed: Duration,
     /// Why the capture ended before its limits (`info.error`), if it did.
     pub(crate) ended: Option<i32>,
+    /// What the capture cost this process, where it could be measured.
+    pub(crate) cost: Option<Cost>,
+}
+
+/// What a capture cost the consumer: its wake-ups, its CPU time and its context switches.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Cost {
+    /// Times the consumer was woken while waiting for frames.
+    pub(crate) wakeups: u64,
+    /// CPU time in user space and in the kernel.
+    pub(crate) user: Duration,
+    pub(crate) system: Duration,
+    /// Context switches, voluntary (mostly sleeps) and not.
+    pub(crate) voluntary: u64,
+    pub(crate) involuntary: u64,
+}
+
+impl Cost {
+    /// The process's CPU time and context switches so far, from `/proc/self` (`None` without
+    /// `/proc`).
+    pub(crate) fn of_self() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // The fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of proc(5), 12 and 13 after the name.
+        let ticks = rustix::param::clock_ticks_per_second().max(1);
+        let time = |field: &str| {
+            let ticks_used: u64 = field.parse().ok()?;
+            Some(Duration::from_nanos(ticks_used * 1_000_000_000 / ticks))
+        };
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let switches = |name: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.trim().parse().ok())
+        };
+        Some(Self {
+            wakeups: 0,
+            user: time(fields.get(11)?)?,
+            system: time(fields.get(12)?)?,
+            voluntary: switches("voluntary_ctxt_switches:")?,
+            involuntary: switches("nonvoluntary_ctxt_switches:")?,
+        })
+    }
+
+    /// What was spent from `start` to `self`.
+    fn since(self, start: Self) -> Self {
+        Self {
+            wakeups: self.wakeups.saturating_sub(start.wakeups),
+            user: self.user.saturating_sub(start.user),
+            system: self.system.saturating_sub(start.system),
+            voluntary: self.voluntary.saturating_sub(start.voluntary),
+            involuntary: self.involuntary.saturating_sub(start.involuntary),
+        }
+    }
 }
 
 impl Summary {
@@ -104,7 +167,22 @@ impl fmt::Display for Summary {
             None => format!("none {n}"),
         });
         writeln!(f, "per CPU:   {}", spread(cpus))?;
-        write!(f, "per queue: {}", spread(queues))
+        write!(f, "per queue: {}", spread(queues))?;
+        if let Some(cost) = &self.cost {
+            let per_k = |n: u64| n as f64 * 1000.0 / (self.packets.max(1) as f64);
+            write!(
+                f,
+                "\nconsumer:  {} wake-ups ({:.1} per 1000 packets), CPU {:.3} s user + {:.3} s \
+                 system, {} context switches ({:.1} per 1000 packets)",
+                cost.wakeups,
+                per_k(cost.wakeups),
+                cost.user.as_secs_f64(),
+                cost.system.as_secs_f64(),
+                cost.voluntary + cost.involuntary,
+                per_k(cost.voluntary + cost.involuntary)
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -152,6 +230,10 @@ pub(crate) fn consume(
         packets: 0,
     });
     let mut tick = start + TICK;
+    let cost_at_start = Cost::of_self().map(|cost| Cost {
+        wakeups: source.wakeups(),
+        ..cost
+    });
     while !stop.load(Ordering::Relaxed) && limits.count.is_none_or(|count| summary.packets < count)
     {
         let now = Instant::now();
@@ -182,6 +264,13 @@ pub(crate) fn consume(
     }
     summary.elapsed = start.elapsed();
     summary.add_kernel(source.take_stats()?);
+    summary.cost = cost_at_start.and_then(|at_start| {
+        let now = Cost {
+            wakeups: source.wakeups(),
+            ..Cost::of_self()?
+        };
+        Some(now.since(at_start))
+    });
     if progress.is_some() {
         eprintln!();
     }
@@ -193,11 +282,14 @@ pub(crate) struct PcapSink<W: Write> {
     writer: PcapWriter<W>,
 }
 
+/// The buffer in front of the pcap file: large writes, few system calls.
+const PCAP_BUFFER: usize = 1 << 20;
+
 impl PcapSink<BufWriter<File>> {
     /// Creates the file `path`.
     pub(crate) fn create(path: &Path, snaplen: u32) -> Result<Self> {
         let file = File::create(path).with_context(|| format!("{}", path.display()))?;
-        Self::new(BufWriter::new(file), snaplen)
+        Self::new(BufWriter::with_capacity(PCAP_BUFFER, file), snaplen)
     }
 }
 
@@ -254,6 +346,10 @@ mod tests {
                 packets: 1,
                 drops: 0,
             })
+        }
+
+        fn wakeups(&self) -> u64 {
+            RingReader::wakeups(self)
         }
     }
 
@@ -379,6 +475,10 @@ mod tests {
         fn take_stats(&mut self) -> Result<PktringStats, pktring::Error> {
             Ok(PktringStats::default())
         }
+
+        fn wakeups(&self) -> u64 {
+            0
+        }
     }
 
     #[test]
@@ -409,6 +509,7 @@ mod tests {
             per_queue: BTreeMap::from([(None, 1), (Some(1), 3)]),
             elapsed: Duration::from_secs(2),
             ended: None,
+            cost: None,
         };
         assert_eq!(
             summary.to_string(),

@@ -118,6 +118,16 @@ struct RingArgs {
     /// The device node.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_DEVICE)]
     device: PathBuf,
+    /// Wake up for every packet, as soon as it is in the ring (as tcpdump's --immediate-mode),
+    /// rather than for batches.
+    #[arg(long, conflicts_with_all = ["batch", "batch_timeout"])]
+    immediate_mode: bool,
+    /// Wake up once this many packets are ready (default: a quarter of the ring's frames).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..))]
+    batch: Option<u32>,
+    /// ... or this long after the first packet not woken for, whichever comes first.
+    #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = humantime::parse_duration)]
+    batch_timeout: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -166,6 +176,16 @@ impl RingArgs {
             .hook(hook)
             .ifindex(ifindex)
             .priority(self.priority);
+        let batch = if self.immediate_mode {
+            None
+        } else {
+            let frames = match self.batch {
+                Some(frames) => frames,
+                None => (builder.request()?.frame_nr / 4).max(2),
+            };
+            Some((frames, self.batch_timeout))
+        };
+        let builder = builder.batch(batch);
         builder.request()?;
         Ok(builder)
     }
@@ -323,6 +343,7 @@ fn explain(err: &anyhow::Error) -> String {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+    use pktring::uapi::PktringReq;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("pktring").chain(args.iter().copied()))
@@ -392,8 +413,32 @@ mod tests {
 
     #[test]
     fn defaults_are_the_library_defaults() {
+        // The library's defaults, with batched wake-ups: a quarter of the ring, or 50 ms.
         let req = ring_args(&[]).builder().unwrap().request().unwrap();
-        assert_eq!(req, RingBuilder::new().request().unwrap());
+        let lib = RingBuilder::new().request().unwrap();
+        assert_eq!(
+            (req.wake_frames, req.wake_usecs),
+            (lib.frame_nr / 4, 50_000)
+        );
+        assert_eq!(
+            PktringReq {
+                wake_frames: 0,
+                wake_usecs: 0,
+                ..req
+            },
+            lib
+        );
+        // --immediate-mode is the library's default: a wake-up per frame.
+        let immediate = ring_args(&["--immediate-mode"]).builder().unwrap();
+        assert_eq!(immediate.request().unwrap(), lib);
+        let req = ring_args(&["--batch", "16", "--batch-timeout", "2ms"])
+            .builder()
+            .unwrap()
+            .request()
+            .unwrap();
+        assert_eq!((req.wake_frames, req.wake_usecs), (16, 2000));
+        assert!(parse(&["stats", "--immediate-mode", "--batch", "4"]).is_err());
+        assert!(parse(&["stats", "--batch", "1"]).is_err());
         let Command::Stats(stats) = parse(&["stats"]).unwrap().command else {
             panic!("not stats");
         };

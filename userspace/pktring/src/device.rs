@@ -53,6 +53,7 @@ pub struct RingBuilder {
     hook: Hook,
     ifindex: u32,
     priority: i32,
+    batch: Option<(u32, Duration)>,
 }
 
 impl Default for RingBuilder {
@@ -67,6 +68,7 @@ impl Default for RingBuilder {
             hook: Hook::PreRouting,
             ifindex: 0,
             priority: 0,
+            batch: None,
         }
     }
 }
@@ -119,6 +121,15 @@ impl RingBuilder {
         self
     }
 
+    /// Asks for batched wake-ups: `poll()` wakes once `frames` frames are ready, or `timeout`
+    /// after the first frame it did not wake for, whichever comes first (`None`: at each frame,
+    /// as af_packet's TPACKET_V2 does). Frames are still there as soon as the kernel releases
+    /// them; only the wake-ups come in batches.
+    pub fn batch(mut self, batch: Option<(u32, Duration)>) -> Self {
+        self.batch = batch;
+        self
+    }
+
     /// Returns the request for `PKTRING_IOC_SET_RING`, after the checks the module makes on it.
     pub fn request(&self) -> Result<PktringReq, Error> {
         let frame_nr = self.geometry.frame_nr()?;
@@ -134,6 +145,23 @@ impl RingBuilder {
         if self.hook == Hook::Ingress && ifindex == 0 {
             return Err(Error::Request("the ingress hook needs an interface".into()));
         }
+        let (wake_frames, wake_usecs) = match self.batch {
+            None => (0, 0),
+            Some((frames, _)) if frames < 2 || frames > frame_nr => {
+                return Err(Error::Request(format!(
+                    "a batch is 2 to {frame_nr} frames (the ring's), not {frames}"
+                )))
+            }
+            Some((frames, timeout)) => match u32::try_from(timeout.as_micros()) {
+                Ok(usecs @ 1..=uapi::PKTRING_MAX_WAKE_USECS) => (frames, usecs),
+                _ => {
+                    return Err(Error::Request(format!(
+                        "a batch timeout is 1 us to {} s, not {timeout:?}",
+                        uapi::PKTRING_MAX_WAKE_USECS / 1_000_000
+                    )))
+                }
+            },
+        };
         Ok(PktringReq {
             size: size_of::<PktringReq>() as u32,
             version: uapi::PKTRING_VERSION,
@@ -154,7 +182,9 @@ impl RingBuilder {
             },
             ifindex,
             priority: self.priority,
-            reserved: [0; 4],
+            wake_frames,
+            wake_usecs,
+            reserved: [0; 2],
         })
     }
 
@@ -245,6 +275,11 @@ impl Ring {
         get_info(self.fd.as_fd())
     }
 
+    /// Returns how many times the consumer was woken while waiting for a frame.
+    pub fn wakeups(&self) -> u64 {
+        self.reader.wakeups()
+    }
+
     /// Returns the counters since they were last read, and clears them
     /// (`PKTRING_IOC_GET_STATS`).
     pub fn take_stats(&self) -> Result<PktringStats, Error> {
@@ -296,5 +331,35 @@ pub fn ifindex(name: &str) -> Result<u32, Error> {
         Ok(ifindex) => Ok(ifindex),
         Err(Errno::NODEV) => Err(Error::NoInterface(name.into())),
         Err(errno) => Err(Op::Interface.error()(errno)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_checked_as_the_module_checks_them() {
+        let frames = RingBuilder::new().request().unwrap().frame_nr;
+        let batch = |batch| RingBuilder::new().batch(batch).request();
+        let ms = Duration::from_millis;
+        let req = batch(Some((8, ms(5)))).unwrap();
+        assert_eq!((req.wake_frames, req.wake_usecs), (8, 5000));
+        let req = batch(None).unwrap();
+        assert_eq!((req.wake_frames, req.wake_usecs), (0, 0));
+        assert!(batch(Some((frames, Duration::from_secs(1)))).is_ok());
+        for bad in [
+            (0, ms(5)),
+            (1, ms(5)),
+            (frames + 1, ms(5)),
+            (8, Duration::ZERO),
+            (8, Duration::from_nanos(999)),
+            (8, Duration::from_millis(1001)),
+        ] {
+            assert!(
+                matches!(batch(Some(bad)), Err(Error::Request(_))),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -8,16 +8,17 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 use std::{slice, thread};
 
+/// Wake-ups after which [`RingReader::next_frame`] lets other threads run before it waits again,
+/// when its `wait` keeps saying "ready" while the head slot is not: a kernel that reports the
+/// slot before its own head (as af_packet's `poll()` does, and this module without its owner
+/// map), or another party that hands slots back.
+const SPURIOUS_BEFORE_YIELD: u32 = 3;
+
 use crate::uapi::{
     PktringFrame, SockaddrLl, PKTRING_NO_RX_QUEUE, TP_STATUS_KERNEL, TP_STATUS_USER,
     TP_STATUS_VLAN_TPID_VALID, TP_STATUS_VLAN_VALID,
 };
 use crate::{Error, Layout, Op};
-
-/// How long [`RingReader::next_frame`] sleeps when it was woken but the head slot is not ready
-/// yet: a producer that claimed it is still copying while a later slot is already complete
-/// (`poll()` reports the slot before the kernel's head, like af_packet's).
-const HEAD_BACKOFF: Duration = Duration::from_micros(50);
 
 /// The one consumer of a ring: it takes frames in ring order, starting at slot 0.
 ///
@@ -28,6 +29,7 @@ pub struct RingReader<'m> {
     base: NonNull<u8>,
     layout: Layout,
     head: u32,
+    wakeups: u64,
     _memory: PhantomData<&'m UnsafeCell<[u8]>>,
 }
 
@@ -56,6 +58,7 @@ impl<'m> RingReader<'m> {
             base,
             layout,
             head: 0,
+            wakeups: 0,
             _memory: PhantomData,
         }
     }
@@ -165,6 +168,7 @@ impl<'m> RingReader<'m> {
         mut wait: impl FnMut(Option<Duration>) -> io::Result<bool>,
     ) -> Result<Option<Frame<'_>>, Error> {
         let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
+        let mut spurious = 0;
         while !self.is_ready() {
             let left = match deadline {
                 Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
@@ -176,11 +180,23 @@ impl<'m> RingReader<'m> {
             if !wait(left).map_err(Op::Poll.error())? {
                 return Ok(None);
             }
+            self.wakeups += 1;
+            // The module wakes a poller only once the frame at its release frontier is out, so
+            // this is rare; wait again rather than sleep a fixed time.
             if !self.is_ready() {
-                thread::sleep(left.map_or(HEAD_BACKOFF, |left| left.min(HEAD_BACKOFF)));
+                spurious += 1;
+                if spurious % SPURIOUS_BEFORE_YIELD == 0 {
+                    thread::yield_now();
+                }
             }
         }
         Ok(self.try_next()?)
+    }
+
+    /// Returns how many times [`RingReader::next_frame`]'s `wait` returned to look again: the
+    /// wake-ups the consumer took.
+    pub fn wakeups(&self) -> u64 {
+        self.wakeups
     }
 
     /// Returns the start of the frame in `slot`.

@@ -27,6 +27,8 @@ pub const PKTRING_HOOK_INGRESS: u16 = 2;
 pub const PKTRING_MAX_SNAPLEN: u32 = 262_144;
 /// `PKTRING_MAX_RING_BYTES`: the largest ring the module allocates.
 pub const PKTRING_MAX_RING_BYTES: u64 = 256 << 20;
+/// `PKTRING_MAX_WAKE_USECS`: the longest batch timer a request may ask for.
+pub const PKTRING_MAX_WAKE_USECS: u32 = 1_000_000;
 /// `PKTRING_NO_RX_QUEUE`: the `rx_queue` of a packet whose device recorded none.
 pub const PKTRING_NO_RX_QUEUE: u16 = 0xffff;
 
@@ -85,8 +87,12 @@ pub struct PktringReq {
     pub ifindex: i32,
     /// Netfilter hook priority.
     pub priority: i32,
+    /// Batched wake-ups: wake `poll()` once this many frames are ready (0 or 1: at each one).
+    pub wake_frames: u32,
+    /// ... or this many microseconds after the first frame it was not woken for.
+    pub wake_usecs: u32,
     /// Must be zero.
-    pub reserved: [u32; 4],
+    pub reserved: [u32; 2],
 }
 
 /// `struct pktring_info`: the mapped layout, from [`PKTRING_IOC_GET_INFO`].

@@ -73,6 +73,8 @@ fn expectations() -> Vec<Check> {
         hook,
         ifindex,
         priority,
+        wake_frames,
+        wake_usecs,
         reserved
     );
     structure!(
