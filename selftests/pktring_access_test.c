@@ -36,6 +36,7 @@
  * /lib/modules/rust_pktring.ko`.
  */
 #include "pktring_test_lib.h"
+#include "pktring_netlink.h"
 
 #include <grp.h>
 #include <pthread.h>
@@ -46,10 +47,6 @@
 #include <sys/uio.h>
 
 #include <linux/capability.h>
-#include <linux/if_link.h>
-#include <linux/netlink.h>
-#include <linux/rtnetlink.h>
-#include <linux/veth.h>
 
 #define LO_IFINDEX	1		/* the loopback device, in every namespace */
 #define NOBODY		65534
@@ -421,9 +418,7 @@ static pid_t fork_child(int *ctl, int *child_sock)
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
 		return -errno;
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
+	pid = fork_flushed();
 	if (pid < 0) {
 		int err = -errno;
 
@@ -441,19 +436,6 @@ static pid_t fork_child(int *ctl, int *child_sock)
 		*child_sock = -1;
 	}
 	return pid;
-}
-
-/* Waits up to ms for pid; returns true (and its status) if it ended. */
-static bool wait_child(pid_t pid, unsigned int ms, int *status)
-{
-	uint64_t end = mono_ms() + ms;
-
-	do {
-		if (waitpid(pid, status, WNOHANG) == pid)
-			return true;
-		sleep_ms(10);
-	} while (mono_ms() < end);
-	return false;
 }
 
 /* Kills and reaps *pid if it is still there. */
@@ -638,141 +620,6 @@ static void poller_join(struct poller *p)
 	if (p->running)
 		pthread_join(p->thread, NULL);
 	p->running = false;
-}
-
-/* ------------------------------------------------------------------ */
-/* rtnetlink: a veth pair, deleting a link, moving one to a namespace */
-
-static int rtnl_request(struct nlmsghdr *nh)
-{
-	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
-	char buf[4096];
-	int fd, ret = -EIO;
-	ssize_t len;
-
-	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-	if (fd < 0)
-		return -errno;
-	if (sendto(fd, nh, nh->nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		ret = -errno;
-	} else if ((len = recv(fd, buf, sizeof(buf), 0)) > 0) {
-		struct nlmsghdr *r = (struct nlmsghdr *)buf;
-
-		if (NLMSG_OK(r, (size_t)len) && r->nlmsg_type == NLMSG_ERROR)
-			ret = ((struct nlmsgerr *)NLMSG_DATA(r))->error;
-	}
-	close(fd);
-	return ret;
-}
-
-static struct rtattr *rta_add(struct nlmsghdr *nh, unsigned short type, const void *data,
-			      unsigned short len)
-{
-	struct rtattr *rta = (struct rtattr *)((char *)nh + NLMSG_ALIGN(nh->nlmsg_len));
-
-	rta->rta_type = type;
-	rta->rta_len = RTA_LENGTH(len);
-	if (len)
-		memcpy(RTA_DATA(rta), data, len);
-	nh->nlmsg_len = NLMSG_ALIGN(nh->nlmsg_len) + RTA_ALIGN(rta->rta_len);
-	return rta;
-}
-
-/* Ends a nested attribute that rta_add() began with no data. */
-static void rta_end(struct nlmsghdr *nh, struct rtattr *nest)
-{
-	nest->rta_len = (char *)nh + nh->nlmsg_len - (char *)nest;
-}
-
-struct link_req {
-	struct nlmsghdr nh;
-	struct ifinfomsg ifi;
-	char attrs[512];
-};
-
-/* Adds a veth pair name <-> peer: 0 or -errno. */
-static int veth_add(const char *name, const char *peer)
-{
-	struct link_req req = {
-		.nh = {
-			.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg)),
-			.nlmsg_type = RTM_NEWLINK,
-			.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-		},
-	};
-	/* The whole request, so that the compiler sees the room for the attributes. */
-	struct nlmsghdr *nh = (struct nlmsghdr *)&req;
-	struct ifinfomsg peer_ifi = { 0 };
-	struct rtattr *info, *data, *peer_attr;
-
-	rta_add(nh, IFLA_IFNAME, name, strlen(name) + 1);
-	info = rta_add(nh, IFLA_LINKINFO, NULL, 0);
-	rta_add(nh, IFLA_INFO_KIND, "veth", 4);
-	data = rta_add(nh, IFLA_INFO_DATA, NULL, 0);
-	/* The peer: its struct ifinfomsg, then its attributes. */
-	peer_attr = rta_add(nh, VETH_INFO_PEER, &peer_ifi, sizeof(peer_ifi));
-	rta_add(nh, IFLA_IFNAME, peer, strlen(peer) + 1);
-	rta_end(nh, peer_attr);
-	rta_end(nh, data);
-	rta_end(nh, info);
-	return rtnl_request(nh);
-}
-
-static int link_del(int ifindex)
-{
-	struct link_req req = {
-		.nh = {
-			.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg)),
-			.nlmsg_type = RTM_DELLINK,
-			.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK,
-		},
-		.ifi = { .ifi_index = ifindex },
-	};
-
-	return rtnl_request(&req.nh);
-}
-
-/* Moves link ifindex into the network namespace of pid: 0 or -errno. */
-static int link_set_netns(int ifindex, pid_t pid)
-{
-	struct link_req req = {
-		.nh = {
-			.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg)),
-			.nlmsg_type = RTM_NEWLINK,
-			.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK,
-		},
-		.ifi = { .ifi_index = ifindex },
-	};
-	struct nlmsghdr *nh = (struct nlmsghdr *)&req;
-	uint32_t p = (uint32_t)pid;
-
-	rta_add(nh, IFLA_NET_NS_PID, &p, sizeof(p));
-	return rtnl_request(nh);
-}
-
-/* Deletes link name if it exists (and is in this namespace). */
-static void link_del_name(const char *name)
-{
-	int ifindex = (int)if_nametoindex(name);
-
-	if (ifindex > 0)
-		link_del(ifindex);
-}
-
-/*
- * Adds the veth pair name <-> peer, removing one left over from an earlier
- * run first. 0 or -errno.
- */
-static int veth_fresh(const char *name, const char *peer)
-{
-	int ret = veth_add(name, peer);
-
-	if (ret == -EEXIST) {
-		link_del_name(name);
-		link_del_name(peer);
-		ret = veth_add(name, peer);
-	}
-	return ret;
 }
 
 /* ================================================================== */
@@ -1584,9 +1431,7 @@ TEST_F_TIMEOUT(netns, ingress_device_deleted, 90)
 
 	/* From a child that holds nothing of the ring, in case it blocks. */
 	t0 = mono_ms();
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
+	pid = fork_flushed();
 	ASSERT_LE(0, pid);
 	if (!pid) {
 		close(self->r.fd);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Helpers for the rust_pktring selftests (pktring_*_test.c): ring set-up and
- * frame access, the guest's traffic command, counters to wait on, and a frame
- * checker that knows exactly what the module writes.
+ * frame access, child processes, the guest's traffic command, counters to
+ * wait on, and a frame checker that knows exactly what the module writes.
+ * rtnetlink (veth pairs, deleting and moving links) is in pktring_netlink.h.
  *
  * Uses only rust_pktring_uapi.h, libc and Linux uapi headers (plus the
  * payload format of pktgen_payload.h, which is plain C, and gen/testnet.h,
@@ -206,6 +207,30 @@ static UNUSED long long wait_udp(long long base, long long n, unsigned int timeo
 }
 
 /* ------------------------------------------------------------------ */
+/* Child processes                                                     */
+
+/* fork(), with stdio flushed first so that the child does not repeat its buffers. */
+static UNUSED pid_t fork_flushed(void)
+{
+	fflush(stdout);
+	fflush(stderr);
+	return fork();
+}
+
+/* Waits up to ms for pid; returns true (and its status) if it ended. */
+static UNUSED bool wait_child(pid_t pid, unsigned int ms, int *status)
+{
+	uint64_t end = mono_ms() + ms;
+
+	do {
+		if (waitpid(pid, status, WNOHANG) == pid)
+			return true;
+		sleep_ms(10);
+	} while (mono_ms() < end);
+	return false;
+}
+
+/* ------------------------------------------------------------------ */
 /* Traffic from the host                                               */
 
 #define TRAFFIC_MAX_RUNNING	4
@@ -242,9 +267,7 @@ int traffic_start(struct traffic *t, const char *fmt, ...)
 	argv[argc] = NULL;
 	snprintf(t->log, sizeof(t->log), "/tmp/pktring-traffic.%d.%u.log", (int)getpid(), seq++);
 
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
+	pid = fork_flushed();
 	if (pid < 0)
 		return -errno;
 	if (!pid) {

@@ -387,9 +387,7 @@ TEST_F_TIMEOUT(traffic, libpcap_reader, 900)
 
 	/* The host runs one request at a time: alternate the sizes. */
 	base = udp_rx_total();
-	fflush(stdout);
-	fflush(stderr);
-	sender = fork();
+	sender = fork_flushed();
 	ASSERT_LE(0, sender);
 	if (!sender) {
 		int rc = 0;
