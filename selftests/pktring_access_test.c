@@ -1587,86 +1587,92 @@ static void early_nothing_yet(struct __test_metadata *_metadata, int fd, int ep)
 		EXPECT_EQ(0, epoll_wait(ep, &ev, 1, 100));
 }
 
-/* A thread asleep in poll() before SET_RING wakes for the first frames. */
-TEST_F_TIMEOUT(early_poll, poll, 90)
-{
-	const uint16_t port = 47401;
-	uint64_t t_sent;
-
-	early_nothing_yet(_metadata, self->fd, -1);
-	ASSERT_TRUE(poller_start(&self->poller, self->fd, false, POLLIN, 30000))
-		TH_LOG("the poller did not sleep in poll() (returned %d, revents %#x)",
-		       self->poller.ret, self->poller.revents);
-	early_setup_and_send(_metadata, self, port, 3, &t_sent);
-	EXPECT_TRUE(poller_wait(&self->poller, WAKE_MS))
-		TH_LOG("poll() from before SET_RING still asleep %u s after the frames",
-		       WAKE_MS / 1000);
-	poller_join(&self->poller);
-	EXPECT_EQ(1, self->poller.ret) TH_LOG("poll() returned %d (%s) %lld ms after the frames",
-					      self->poller.ret, strerror(self->poller.err),
-					      (long long)(self->poller.done_ms - t_sent));
-	EXPECT_EQ(POLLIN, self->poller.revents);
-	EXPECT_GT(WAKE_MS, self->poller.done_ms - t_sent)
-		TH_LOG("woken %llu ms after the frames",
-		       (unsigned long long)(self->poller.done_ms - t_sent));
-	early_check_frames(_metadata, self, port, 3);
-}
-
-/* A thread asleep in epoll_wait() on a set the file joined before SET_RING wakes too. */
-TEST_F_TIMEOUT(early_poll, epoll, 90)
-{
-	const uint16_t port = 47402;
-	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = 7 };
-	uint64_t t_sent;
-
-	self->ep = epoll_create1(EPOLL_CLOEXEC);
-	ASSERT_LE(0, self->ep);
-	ASSERT_EQ(0, epoll_ctl(self->ep, EPOLL_CTL_ADD, self->fd, &ev));
-	early_nothing_yet(_metadata, self->fd, self->ep);
-	ASSERT_TRUE(poller_start(&self->poller, self->ep, true, 0, 30000))
-		TH_LOG("the poller did not sleep in epoll_wait() (returned %d)", self->poller.ret);
-	early_setup_and_send(_metadata, self, port, 3, &t_sent);
-	EXPECT_TRUE(poller_wait(&self->poller, WAKE_MS))
-		TH_LOG("epoll_wait() from before SET_RING still asleep %u s after the frames",
-		       WAKE_MS / 1000);
-	poller_join(&self->poller);
-	EXPECT_EQ(1, self->poller.ret) TH_LOG("epoll_wait() returned %d (%s)", self->poller.ret,
-					      strerror(self->poller.err));
-	EXPECT_TRUE(!!(self->poller.epevents & EPOLLIN))
-		TH_LOG("events %#x", self->poller.epevents);
-	EXPECT_GT(WAKE_MS, self->poller.done_ms - t_sent)
-		TH_LOG("woken %llu ms after the frames",
-		       (unsigned long long)(self->poller.done_ms - t_sent));
-	early_check_frames(_metadata, self, port, 3);
-}
+/* How early_wake_test() waits on the file it opened. */
+enum early_wait {
+	EARLY_POLL,		/* a thread asleep in poll() before SET_RING */
+	EARLY_EPOLL,		/* a thread asleep in epoll_wait() on a set the file joined */
+	EARLY_EPOLL_LATE,	/* the set the file joined waited on after the frames */
+};
 
 /*
- * The file joined an epoll set before SET_RING; the set is waited on only
- * after the frames came. epoll_wait() looks at its ready list, which only
- * the wake-up of the file's wait queue fills: it must report EPOLLIN at once.
+ * Waits on self->fd, or on an epoll set it joined, from before its ring is
+ * set up; then sets the ring up and sends three datagrams. The wait must
+ * end with the frames, soon.
  */
+static void early_wake_test(struct __test_metadata *_metadata, FIXTURE_DATA(early_poll) *self,
+			    uint16_t port, enum early_wait how)
+{
+	const unsigned int n = 3;
+	const bool use_epoll = how != EARLY_POLL;
+	const char *what = use_epoll ? "epoll_wait()" : "poll()";
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = 7 };
+	uint64_t t_sent, t0, waited;
+	int ret;
+
+	if (use_epoll) {
+		self->ep = epoll_create1(EPOLL_CLOEXEC);
+		ASSERT_LE(0, self->ep);
+		ASSERT_EQ(0, epoll_ctl(self->ep, EPOLL_CTL_ADD, self->fd, &ev));
+	}
+	early_nothing_yet(_metadata, self->fd, self->ep);
+
+	if (how == EARLY_EPOLL_LATE) {
+		/*
+		 * epoll_wait() looks at its ready list, which only the wake-up
+		 * of the file's wait queue fills: it must report EPOLLIN at once.
+		 */
+		early_setup_and_send(_metadata, self, port, n, &t_sent);
+		t0 = mono_ms();
+		memset(&ev, 0, sizeof(ev));
+		ret = epoll_wait(self->ep, &ev, 1, WAKE_MS);
+		waited = mono_ms() - t0;
+		EXPECT_EQ(1, ret) TH_LOG("epoll_wait() returned %d after %llu ms", ret,
+					 (unsigned long long)waited);
+		EXPECT_TRUE(!!(ev.events & EPOLLIN)) TH_LOG("events %#x", ev.events);
+		EXPECT_EQ(7u, ev.data.u32);
+		EXPECT_GT(1000u, waited) TH_LOG("epoll_wait() took %llu ms",
+						(unsigned long long)waited);
+		early_check_frames(_metadata, self, port, n);
+		return;
+	}
+
+	ASSERT_TRUE(poller_start(&self->poller, use_epoll ? self->ep : self->fd, use_epoll,
+				 use_epoll ? 0 : POLLIN, 30000))
+		TH_LOG("the poller did not sleep in %s (returned %d, revents %#x)", what,
+		       self->poller.ret, self->poller.revents);
+	early_setup_and_send(_metadata, self, port, n, &t_sent);
+	EXPECT_TRUE(poller_wait(&self->poller, WAKE_MS))
+		TH_LOG("%s from before SET_RING still asleep %u s after the frames", what,
+		       WAKE_MS / 1000);
+	poller_join(&self->poller);
+	waited = self->poller.done_ms - t_sent;
+	EXPECT_EQ(1, self->poller.ret) TH_LOG("%s returned %d (%s) %lld ms after the frames",
+					      what, self->poller.ret, strerror(self->poller.err),
+					      (long long)waited);
+	if (use_epoll) {
+		EXPECT_TRUE(!!(self->poller.epevents & EPOLLIN))
+			TH_LOG("events %#x", self->poller.epevents);
+	} else {
+		EXPECT_EQ(POLLIN, self->poller.revents);
+	}
+	EXPECT_GT(WAKE_MS, waited) TH_LOG("woken %llu ms after the frames",
+					  (unsigned long long)waited);
+	early_check_frames(_metadata, self, port, n);
+}
+
+TEST_F_TIMEOUT(early_poll, poll, 90)
+{
+	early_wake_test(_metadata, self, 47401, EARLY_POLL);
+}
+
+TEST_F_TIMEOUT(early_poll, epoll, 90)
+{
+	early_wake_test(_metadata, self, 47402, EARLY_EPOLL);
+}
+
 TEST_F_TIMEOUT(early_poll, epoll_late_wait, 90)
 {
-	const uint16_t port = 47403;
-	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = 7 };
-	uint64_t t_sent, t0;
-	int n;
-
-	self->ep = epoll_create1(EPOLL_CLOEXEC);
-	ASSERT_LE(0, self->ep);
-	ASSERT_EQ(0, epoll_ctl(self->ep, EPOLL_CTL_ADD, self->fd, &ev));
-	early_nothing_yet(_metadata, self->fd, self->ep);
-	early_setup_and_send(_metadata, self, port, 3, &t_sent);
-	t0 = mono_ms();
-	memset(&ev, 0, sizeof(ev));
-	n = epoll_wait(self->ep, &ev, 1, WAKE_MS);
-	EXPECT_EQ(1, n) TH_LOG("epoll_wait() returned %d after %llu ms", n,
-			       (unsigned long long)(mono_ms() - t0));
-	EXPECT_TRUE(!!(ev.events & EPOLLIN)) TH_LOG("events %#x", ev.events);
-	EXPECT_EQ(7u, ev.data.u32);
-	EXPECT_GT(1000u, mono_ms() - t0) TH_LOG("epoll_wait() took %llu ms",
-						(unsigned long long)(mono_ms() - t0));
-	early_check_frames(_metadata, self, port, 3);
+	early_wake_test(_metadata, self, 47403, EARLY_EPOLL_LATE);
 }
 
 /* ================================================================== */
