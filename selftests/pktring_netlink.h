@@ -63,21 +63,27 @@ struct link_req {
 	char attrs[512];
 };
 
+/* A request of type about link ifindex (0: none yet), attributes to follow. */
+static UNUSED void link_req_init(struct link_req *req, uint16_t type, uint16_t flags,
+				 int ifindex)
+{
+	memset(req, 0, sizeof(*req));
+	req->nh.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
+	req->nh.nlmsg_type = type;
+	req->nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+	req->ifi.ifi_index = ifindex;
+}
+
 /* Adds a veth pair name <-> peer; with peer NULL, the kernel names the peer. */
 static UNUSED int veth_add(const char *name, const char *peer)
 {
-	struct link_req req = {
-		.nh = {
-			.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg)),
-			.nlmsg_type = RTM_NEWLINK,
-			.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-		},
-	};
+	struct link_req req;
 	/* The whole request, so that the compiler sees the room for the attributes. */
 	struct nlmsghdr *nh = (struct nlmsghdr *)&req;
 	struct ifinfomsg peer_ifi = { 0 };
 	struct rtattr *info, *data, *peer_attr;
 
+	link_req_init(&req, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
 	rta_add(nh, IFLA_IFNAME, name, strlen(name) + 1);
 	info = rta_add(nh, IFLA_LINKINFO, NULL, 0);
 	rta_add(nh, IFLA_INFO_KIND, "veth", 4);
@@ -95,32 +101,20 @@ static UNUSED int veth_add(const char *name, const char *peer)
 
 static UNUSED int link_del(int ifindex)
 {
-	struct link_req req = {
-		.nh = {
-			.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg)),
-			.nlmsg_type = RTM_DELLINK,
-			.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK,
-		},
-		.ifi = { .ifi_index = ifindex },
-	};
+	struct link_req req;
 
+	link_req_init(&req, RTM_DELLINK, 0, ifindex);
 	return rtnl_request(&req.nh);
 }
 
 /* Moves link ifindex into the network namespace of pid. */
 static UNUSED int link_set_netns(int ifindex, pid_t pid)
 {
-	struct link_req req = {
-		.nh = {
-			.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg)),
-			.nlmsg_type = RTM_NEWLINK,
-			.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK,
-		},
-		.ifi = { .ifi_index = ifindex },
-	};
+	struct link_req req;
 	struct nlmsghdr *nh = (struct nlmsghdr *)&req;
 	uint32_t p = (uint32_t)pid;
 
+	link_req_init(&req, RTM_NEWLINK, 0, ifindex);
 	rta_add(nh, IFLA_NET_NS_PID, &p, sizeof(p));
 	return rtnl_request(nh);
 }
