@@ -314,6 +314,17 @@ struct report {
 		} \
 	} while (0)
 
+/*
+ * In a child: a call that returns a value >= 0 or -errno. Records a
+ * failure as CHILD_CHECK() does; evaluates to the value.
+ */
+#define CHILD_CALL(rep, what, call) ({ \
+		int ret_ = (call); \
+		errno = ret_ < 0 ? -ret_ : 0; \
+		CHILD_CHECK(rep, what, ret_ >= 0); \
+		ret_; \
+	})
+
 /* Sends len bytes, with up to nfds file descriptors: 0 or -errno. */
 static int msg_send(int sock, const void *buf, size_t len, const int *fds, unsigned int nfds)
 {
@@ -393,6 +404,13 @@ static int msg_recv(int sock, void *buf, size_t len, int *fds, unsigned int nfds
 	return (int)n;
 }
 
+/* In a child: sends its report to the parent and exits. */
+static void __attribute__((noreturn)) report_exit(int sock, const struct report *rep)
+{
+	msg_send(sock, rep, sizeof(*rep), NULL, 0);
+	_exit(0);
+}
+
 /* One byte: a step of the hand-over between parent and child. */
 static int sync_send(int sock, char c)
 {
@@ -408,25 +426,24 @@ static int sync_wait(int sock, char want, unsigned int timeout_ms)
 }
 
 /*
- * Forks a child that runs with the control socket *child_sock (the parent
- * keeps the other end in *ctl). Returns the pid (0 in the child), -errno.
+ * Forks the test's child, which runs with the control socket *child_sock
+ * (the parent keeps the other end in *ctl, and the pid in *pid). The test
+ * stops if that fails. Returns true in the child.
  */
-static pid_t fork_child(int *ctl, int *child_sock)
+static bool fork_child(struct __test_metadata *_metadata, pid_t *pid, int *ctl, int *child_sock)
 {
-	int sv[2];
-	pid_t pid;
+	int sv[2], err;
 
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
-		return -errno;
-	pid = fork_flushed();
-	if (pid < 0) {
-		int err = -errno;
-
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+		TH_LOG("socketpair: %s", strerror(errno));
+	*pid = fork_flushed();
+	if (*pid < 0) {
+		err = errno;
 		close(sv[0]);
 		close(sv[1]);
-		return err;
+		ASSERT_LE(0, *pid) TH_LOG("fork: %s", strerror(err));
 	}
-	if (pid == 0) {
+	if (*pid == 0) {
 		close(sv[0]);
 		*child_sock = sv[1];
 		*ctl = -1;
@@ -435,7 +452,7 @@ static pid_t fork_child(int *ctl, int *child_sock)
 		*ctl = sv[0];
 		*child_sock = -1;
 	}
-	return pid;
+	return *pid == 0;
 }
 
 /* Kills and reaps *pid if it is still there. */
@@ -630,6 +647,7 @@ FIXTURE(privilege) {
 	bool mode_changed;
 	pid_t child;
 	int ctl;
+	struct pktring_req req;	/* every test's ring: PRE_ROUTING on lo */
 };
 
 FIXTURE_SETUP(privilege)
@@ -639,6 +657,7 @@ FIXTURE_SETUP(privilege)
 	self->child = 0;
 	self->ctl = -1;
 	self->mode_changed = false;
+	req_lo(&self->req, PKTRING_HOOK_PRE_ROUTING, PKTRING_FAMILY_IPV4, LO_IFINDEX);
 	REQUIRE_DEVICE();
 	ASSERT_EQ(0, stat(PKTRING_DEV, &st));
 	self->dev_mode = st.st_mode & 07777;
@@ -710,6 +729,21 @@ static bool child_end(pid_t *pid)
 #define EXPECT_CHILD_DONE(rep) \
 	EXPECT_TRUE((rep).done) TH_LOG("child failed: %s: %s", (rep).why, strerror((rep).err))
 
+/*
+ * The parent's end of a child that sends its report and exits: the report
+ * (the test stops without one), the child's exit, and that it went
+ * through all its steps.
+ */
+static void report_take(struct __test_metadata *_metadata, int ctl, pid_t *child,
+			struct report *rep)
+{
+	int ret = report_recv(ctl, rep);
+
+	ASSERT_EQ(0, ret) TH_LOG("child report: %s", errname(ret));
+	EXPECT_TRUE(child_end(child));
+	EXPECT_CHILD_DONE(*rep);
+}
+
 /* The child reports what it got on its own port. */
 static void lo_rx_child(struct report *rep, struct ring *r, int sink, uint16_t port,
 			unsigned int n)
@@ -722,39 +756,29 @@ static void lo_rx_child(struct report *rep, struct ring *r, int sink, uint16_t p
 /* A file opened without CAP_NET_RAW can be opened (mode 0666) but not set up. */
 TEST_F_TIMEOUT(privilege, unprivileged_open, 60)
 {
-	struct pktring_req req;
 	struct report rep;
-	int sock, ret;
+	int sock;
 
-	req_lo(&req, PKTRING_HOOK_PRE_ROUTING, PKTRING_FAMILY_IPV4, LO_IFINDEX);
 	ASSERT_EQ(0, dev_open_to_all(self));
-	self->child = fork_child(&self->ctl, &sock);
-	ASSERT_LE(0, self->child);
-	if (!self->child) {
+	if (fork_child(_metadata, &self->child, &self->ctl, &sock)) {
 		struct pktring_info info;
 		int fd = -1;
 
 		memset(&rep, 0, sizeof(rep));
-		ret = drop_privileges(false);
-		errno = -ret;
-		CHILD_CHECK(&rep, "dropping to nobody with no capabilities", !ret);
+		CHILD_CALL(&rep, "dropping to nobody with no capabilities", drop_privileges(false));
 		fd = open(PKTRING_DEV, O_RDWR | O_CLOEXEC);
 		CHILD_CHECK(&rep, "open " PKTRING_DEV " (mode 0666)", fd >= 0);
-		rep.res[0] = set_ring(fd, &req);
+		rep.res[0] = set_ring(fd, &self->req);
 		/* Nothing was set up. */
 		rep.res[1] = ioctl(fd, PKTRING_IOC_GET_INFO, &info) ? -errno : 0;
 		rep.res[2] = mmap(NULL, 8192, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED ?
 			     -errno : 0;
 		rep.done = true;
 out:
-		msg_send(sock, &rep, sizeof(rep), NULL, 0);
-		_exit(0);
+		report_exit(sock, &rep);
 	}
-	ret = report_recv(self->ctl, &rep);
+	report_take(_metadata, self->ctl, &self->child, &rep);
 	dev_restore(self);
-	ASSERT_EQ(0, ret) TH_LOG("child report: %s", errname(ret));
-	EXPECT_TRUE(child_end(&self->child));
-	EXPECT_CHILD_DONE(rep);
 	EXPECT_EQ(-EPERM, rep.res[0])
 		TH_LOG("SET_RING without CAP_NET_RAW: %s", errname(rep.res[0]));
 	EXPECT_EQ(-EINVAL, rep.res[1]) TH_LOG("GET_INFO with no ring: %s", errname(rep.res[1]));
@@ -769,60 +793,43 @@ out:
 TEST_F_TIMEOUT(privilege, net_raw_only, 60)
 {
 	const uint16_t port = 47101;
-	struct pktring_req req;
 	struct report rep;
-	int sock, ret;
+	int sock;
 
-	req_lo(&req, PKTRING_HOOK_PRE_ROUTING, PKTRING_FAMILY_IPV4, LO_IFINDEX);
 	ASSERT_EQ(0, dev_open_to_all(self));
-	self->child = fork_child(&self->ctl, &sock);
-	ASSERT_LE(0, self->child);
-	if (!self->child) {
+	if (fork_child(_metadata, &self->child, &self->ctl, &sock)) {
 		const uint64_t net_raw = CAP_BIT(CAP_NET_RAW);
 		int with = -1, without = -1, again = -1, sink = -1;
 		struct ring r;
 
 		ring_init(&r);
 		memset(&rep, 0, sizeof(rep));
-		ret = drop_privileges(true);
-		errno = -ret;
-		CHILD_CHECK(&rep, "dropping to nobody with CAP_NET_RAW", !ret);
+		CHILD_CALL(&rep, "dropping to nobody with CAP_NET_RAW", drop_privileges(true));
 		with = open(PKTRING_DEV, O_RDWR | O_CLOEXEC);
 		CHILD_CHECK(&rep, "open with CAP_NET_RAW", with >= 0);
-		ret = caps_set(0, net_raw);
-		errno = -ret;
-		CHILD_CHECK(&rep, "capset: CAP_NET_RAW permitted only", !ret);
+		CHILD_CALL(&rep, "capset: CAP_NET_RAW permitted only", caps_set(0, net_raw));
 		without = open(PKTRING_DEV, O_RDWR | O_CLOEXEC);
 		CHILD_CHECK(&rep, "open without CAP_NET_RAW", without >= 0);
 		/* Set up with no capability in effect: the first file only. */
-		rep.res[0] = set_ring(with, &req);
-		ret = caps_set(net_raw, net_raw);
-		errno = -ret;
-		CHILD_CHECK(&rep, "capset: CAP_NET_RAW again", !ret);
-		rep.res[1] = set_ring(without, &req);
+		rep.res[0] = set_ring(with, &self->req);
+		CHILD_CALL(&rep, "capset: CAP_NET_RAW again", caps_set(net_raw, net_raw));
+		rep.res[1] = set_ring(without, &self->req);
 		again = open(PKTRING_DEV, O_RDWR | O_CLOEXEC);
 		CHILD_CHECK(&rep, "open with CAP_NET_RAW again", again >= 0);
 		/* The first ring captures for its unprivileged owner. */
 		if (!rep.res[0]) {
-			ret = ring_attach(&r, with, PROT_READ | PROT_WRITE);
-			with = -1;
-			errno = -ret;
-			CHILD_CHECK(&rep, "GET_INFO and mmap", !ret);
-			sink = udp_sink(port);
-			errno = -sink;
-			CHILD_CHECK(&rep, "binding a UDP socket", sink >= 0);
+			CHILD_CALL(&rep, "GET_INFO and mmap",
+				   ring_attach(&r, with, PROT_READ | PROT_WRITE));
+			with = -1;	/* r's now */
+			sink = CHILD_CALL(&rep, "binding a UDP socket", udp_sink(port));
 			lo_rx_child(&rep, &r, sink, port, 5);
 		}
 		rep.done = true;
 out:
-		msg_send(sock, &rep, sizeof(rep), NULL, 0);
-		_exit(0);
+		report_exit(sock, &rep);
 	}
-	ret = report_recv(self->ctl, &rep);
+	report_take(_metadata, self->ctl, &self->child, &rep);
 	dev_restore(self);
-	ASSERT_EQ(0, ret) TH_LOG("child report: %s", errname(ret));
-	EXPECT_TRUE(child_end(&self->child));
-	EXPECT_CHILD_DONE(rep);
 	EXPECT_EQ(0, rep.res[0])
 		TH_LOG("SET_RING on a file opened with CAP_NET_RAW (since dropped): %s",
 		       errname(rep.res[0]));
@@ -846,23 +853,17 @@ TEST_F_TIMEOUT(privilege, fd_passed_to_unprivileged, 60)
 {
 	const uint16_t port = 47102;
 	const unsigned int n = 10;
-	struct pktring_req req;
 	struct report rep;
 	int sock, ret, fd;
 
-	req_lo(&req, PKTRING_HOOK_PRE_ROUTING, PKTRING_FAMILY_IPV4, LO_IFINDEX);
-	self->child = fork_child(&self->ctl, &sock);
-	ASSERT_LE(0, self->child);
-	if (!self->child) {
+	if (fork_child(_metadata, &self->child, &self->ctl, &sock)) {
 		struct pktring_stats st;
 		struct ring r;
 		int sink = -1, own;
 
 		ring_init(&r);
 		memset(&rep, 0, sizeof(rep));
-		ret = drop_privileges(false);
-		errno = -ret;
-		CHILD_CHECK(&rep, "dropping to nobody with no capabilities", !ret);
+		CHILD_CALL(&rep, "dropping to nobody with no capabilities", drop_privileges(false));
 		/* Unprivileged indeed: the device (mode 0600) is closed to it. */
 		own = open(PKTRING_DEV, O_RDWR | O_CLOEXEC);
 		rep.res[0] = own < 0 ? -errno : 0;
@@ -872,23 +873,18 @@ TEST_F_TIMEOUT(privilege, fd_passed_to_unprivileged, 60)
 		ret = msg_recv(sock, &rep.res[5], sizeof(rep.res[5]), &fd, 1, CHILD_MS);
 		errno = ret < 0 ? -ret : EPROTO;
 		CHILD_CHECK(&rep, "receiving the file", ret == (int)sizeof(rep.res[5]));
-		rep.res[1] = set_ring(fd, &req);
+		rep.res[1] = set_ring(fd, &self->req);
 		errno = -rep.res[1];
 		CHILD_CHECK(&rep, "SET_RING on root's file", !rep.res[1]);
-		ret = ring_attach(&r, fd, PROT_READ | PROT_WRITE);
-		errno = -ret;
-		CHILD_CHECK(&rep, "GET_INFO and mmap", !ret);
-		sink = udp_sink(port);
-		errno = -sink;
-		CHILD_CHECK(&rep, "binding a UDP socket", sink >= 0);
+		CHILD_CALL(&rep, "GET_INFO and mmap", ring_attach(&r, fd, PROT_READ | PROT_WRITE));
+		sink = CHILD_CALL(&rep, "binding a UDP socket", udp_sink(port));
 		lo_rx_child(&rep, &r, sink, port, n);
 		rep.res[2] = get_stats(&r, &st);
 		rep.res[3] = (int)st.packets;
 		release_all(&r);
 		rep.done = true;
 out:
-		msg_send(sock, &rep, sizeof(rep), NULL, 0);
-		_exit(0);
+		report_exit(sock, &rep);
 	}
 	ret = ready_wait(self->ctl, 'R', &rep);
 	ASSERT_EQ(0, ret) TH_LOG("child: %s (%s: %s)", errname(ret), rep.why, strerror(rep.err));
@@ -897,10 +893,7 @@ out:
 	ret = msg_send(self->ctl, &fd, sizeof(fd), &fd, 1);
 	close(fd);
 	ASSERT_EQ(0, ret) TH_LOG("SCM_RIGHTS: %s", errname(ret));
-	ret = report_recv(self->ctl, &rep);
-	ASSERT_EQ(0, ret) TH_LOG("child report: %s", errname(ret));
-	EXPECT_TRUE(child_end(&self->child));
-	EXPECT_CHILD_DONE(rep);
+	report_take(_metadata, self->ctl, &self->child, &rep);
 	EXPECT_EQ(-EACCES, rep.res[0]) TH_LOG("the child opening " PKTRING_DEV " itself: %s",
 					      errname(rep.res[0]));
 	EXPECT_EQ(0, rep.res[1]) TH_LOG("SET_RING on root's file: %s", errname(rep.res[1]));
@@ -916,15 +909,11 @@ out:
 /* A file an unprivileged process opened fails in root's hands too. */
 TEST_F_TIMEOUT(privilege, fd_passed_to_root, 60)
 {
-	struct pktring_req req;
 	struct pktring_info info;
 	int sock, ret, fd, mine, opened = 0;
 
-	req_lo(&req, PKTRING_HOOK_PRE_ROUTING, PKTRING_FAMILY_IPV4, LO_IFINDEX);
 	ASSERT_EQ(0, dev_open_to_all(self));
-	self->child = fork_child(&self->ctl, &sock);
-	ASSERT_LE(0, self->child);
-	if (!self->child) {
+	if (fork_child(_metadata, &self->child, &self->ctl, &sock)) {
 		ret = drop_privileges(false);
 		if (ret)
 			_exit(2);
@@ -940,7 +929,7 @@ TEST_F_TIMEOUT(privilege, fd_passed_to_root, 60)
 	dev_restore(self);
 	ASSERT_EQ((int)sizeof(opened), ret) TH_LOG("receiving the child's file: %s",
 						   errname(ret < 0 ? ret : -EPROTO));
-	EXPECT_EQ(-EPERM, set_ring(fd, &req));
+	EXPECT_EQ(-EPERM, set_ring(fd, &self->req));
 	EXPECT_EQ(-1, ioctl(fd, PKTRING_IOC_GET_INFO, &info));
 	EXPECT_EQ(EINVAL, errno);
 	close(fd);
@@ -949,7 +938,7 @@ TEST_F_TIMEOUT(privilege, fd_passed_to_root, 60)
 	/* Root's own file is fine. */
 	mine = open(PKTRING_DEV, O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, mine);
-	EXPECT_EQ(0, set_ring(mine, &req));
+	EXPECT_EQ(0, set_ring(mine, &self->req));
 	close(mine);
 }
 
@@ -1019,9 +1008,7 @@ TEST_F_TIMEOUT(isolation, loopback, 90)
 	self->sink = udp_sink(port);
 	ASSERT_LE(0, self->sink);
 
-	self->child = fork_child(&self->ctl, &sock);
-	ASSERT_LE(0, self->child);
-	if (!self->child) {
+	if (fork_child(_metadata, &self->child, &self->ctl, &sock)) {
 		struct pktring_stats cst;
 		struct pktring_req creq;
 		struct ring r;
@@ -1033,29 +1020,22 @@ TEST_F_TIMEOUT(isolation, loopback, 90)
 		close(self->sink);
 		close(self->r.fd);
 		CHILD_CHECK(&rep, "unshare(CLONE_NEWNET)", !unshare(CLONE_NEWNET));
-		ret = lo_up();
-		errno = -ret;
-		CHILD_CHECK(&rep, "setting lo up", !ret);
+		CHILD_CALL(&rep, "setting lo up", lo_up());
 		req_lo(&creq, variant->hook, PKTRING_FAMILY_BOTH,
 		       variant->hook == PKTRING_HOOK_INGRESS ? LO_IFINDEX : 0);
-		ret = ring_open(&r, O_RDWR, &creq, PROT_READ | PROT_WRITE);
-		errno = -ret;
-		CHILD_CHECK(&rep, "setting a ring up in the new namespace", !ret);
-		sink = udp_sink(port);
-		errno = -sink;
-		CHILD_CHECK(&rep, "binding a UDP socket", sink >= 0);
+		CHILD_CALL(&rep, "setting a ring up in the new namespace",
+			   ring_open(&r, O_RDWR, &creq, PROT_READ | PROT_WRITE));
+		sink = CHILD_CALL(&rep, "binding a UDP socket", udp_sink(port));
 		CHILD_CHECK(&rep, "telling the parent", !sync_send(sock, 'R'));
-		ret = sync_wait(sock, 'G', CHILD_MS);
-		errno = -ret;
-		CHILD_CHECK(&rep, "waiting for the parent's datagrams", !ret);
+		CHILD_CALL(&rep, "waiting for the parent's datagrams",
+			   sync_wait(sock, 'G', CHILD_MS));
 		lo_rx_child(&rep, &r, sink, port, n_child);
 		rep.res[0] = get_stats(&r, &cst);
 		rep.res[1] = (int)cst.packets;
 		rep.res[2] = (int)cst.drops;
 		rep.done = true;
 out:
-		msg_send(sock, &rep, sizeof(rep), NULL, 0);
-		_exit(0);
+		report_exit(sock, &rep);
 	}
 	ret = ready_wait(self->ctl, 'R', &rep);
 	ASSERT_EQ(0, ret) TH_LOG("child: %s (%s: %s)", errname(ret), rep.why, strerror(rep.err));
@@ -1065,10 +1045,7 @@ out:
 	EXPECT_EQ(n_parent, got);
 	EXPECT_EQ(0u, wrong);
 	ASSERT_EQ(0, sync_send(self->ctl, 'G'));
-	ret = report_recv(self->ctl, &rep);
-	ASSERT_EQ(0, ret) TH_LOG("child report: %s", errname(ret));
-	EXPECT_TRUE(child_end(&self->child));
-	EXPECT_CHILD_DONE(rep);
+	report_take(_metadata, self->ctl, &self->child, &rep);
 
 	/* The child's ring: its own datagrams, nothing else. */
 	EXPECT_EQ(0, rep.res[4]) TH_LOG("child sending: %s", errname(rep.res[4]));
@@ -1150,7 +1127,7 @@ TEST_F_TIMEOUT(netns, ifindex_elsewhere, 60)
 	struct if_nameindex *ifs, *it;
 	int candidates[16], ncand = 0, eth0 = (int)if_nametoindex("eth0");
 	struct report rep;
-	int sock, ret;
+	int sock;
 
 	/* The initial namespace's devices other than lo, eth0 first. */
 	if (eth0 > 0)
@@ -1164,18 +1141,14 @@ TEST_F_TIMEOUT(netns, ifindex_elsewhere, 60)
 	if (!ncand)
 		SKIP(return, "no device but lo in the initial namespace");
 
-	self->child = fork_child(&self->ctl, &sock);
-	ASSERT_LE(0, self->child);
-	if (!self->child) {
+	if (fork_child(_metadata, &self->child, &self->ctl, &sock)) {
 		struct pktring_req req;
 		char name[IF_NAMESIZE];
 		int i, fd;
 
 		memset(&rep, 0, sizeof(rep));
 		CHILD_CHECK(&rep, "unshare(CLONE_NEWNET)", !unshare(CLONE_NEWNET));
-		ret = lo_up();
-		errno = -ret;
-		CHILD_CHECK(&rep, "setting lo up", !ret);
+		CHILD_CALL(&rep, "setting lo up", lo_up());
 		/* The first candidate no device of this namespace has. */
 		for (i = 0; i < ncand; i++) {
 			if (!if_indextoname((unsigned int)candidates[i], name)) {
@@ -1197,13 +1170,11 @@ TEST_F_TIMEOUT(netns, ifindex_elsewhere, 60)
 		close(fd);
 		rep.done = true;
 out:
-		msg_send(sock, &rep, sizeof(rep), NULL, 0);
-		_exit(0);
+		report_exit(sock, &rep);
 	}
-	ret = report_recv(self->ctl, &rep);
-	ASSERT_EQ(0, ret) TH_LOG("child report: %s", errname(ret));
-	EXPECT_TRUE(child_end(&self->child));
-	ASSERT_TRUE(rep.done) TH_LOG("child failed: %s: %s", rep.why, strerror(rep.err));
+	report_take(_metadata, self->ctl, &self->child, &rep);
+	/* What it found means nothing unless it went through all its steps. */
+	ASSERT_TRUE(rep.done);
 	if (!rep.res[0])
 		SKIP(return, "every device index of the initial namespace exists in a new one");
 	if (rep.res[0] != eth0)
@@ -1214,6 +1185,38 @@ out:
 		       rep.res[0], errname(rep.res[1]));
 	EXPECT_EQ(0, rep.res[2]) TH_LOG("INGRESS on the new namespace's lo: %s",
 					errname(rep.res[2]));
+}
+
+/*
+ * The capture of self->r ended at t0 (with what: why): the poller asleep on
+ * it wakes with POLLERR within ms, and GET_INFO (into *info) reports err.
+ */
+static void expect_capture_end(struct __test_metadata *_metadata, FIXTURE_DATA(netns) *self,
+			       uint64_t t0, unsigned int ms, uint32_t err, const char *why,
+			       struct pktring_info *info)
+{
+	EXPECT_TRUE(poller_wait(&self->poller, ms))
+		TH_LOG("no POLLERR %u s after %s", ms / 1000, why);
+	poller_join(&self->poller);
+	EXPECT_EQ(1, self->poller.ret) TH_LOG("poll() returned %d (%s) after %llu ms",
+					      self->poller.ret, strerror(self->poller.err),
+					      (unsigned long long)(self->poller.done_ms - t0));
+	EXPECT_EQ(POLLERR, self->poller.revents);
+	if (self->poller.ret == 1)
+		diag("POLLERR %llu ms after %s", (unsigned long long)(self->poller.done_ms - t0),
+		     why);
+	ASSERT_EQ(0, ioctl(self->r.fd, PKTRING_IOC_GET_INFO, info));
+	EXPECT_EQ(err, info->error) TH_LOG("info.error %u (%s)", info->error,
+					   strerror((int)info->error));
+}
+
+/* Unmaps and closes r, expecting both to work. */
+static void expect_ring_close(struct __test_metadata *_metadata, struct ring *r)
+{
+	EXPECT_EQ(0, munmap(r->map, r->map_len));
+	r->map = MAP_FAILED;
+	EXPECT_EQ(0, close(r->fd));
+	r->fd = -1;
 }
 
 /*
@@ -1239,26 +1242,19 @@ static void netns_gone_test(struct __test_metadata *_metadata, FIXTURE_DATA(netn
 	char tok;
 
 	req_lo(&req, hook, PKTRING_FAMILY_BOTH, hook == PKTRING_HOOK_INGRESS ? LO_IFINDEX : 0);
-	self->child = fork_child(&self->ctl, &sock);
-	ASSERT_LE(0, self->child);
-	if (!self->child) {
+	if (fork_child(_metadata, &self->child, &self->ctl, &sock)) {
 		int ring = -1, idle = -1, sink = -1;
 		struct ring r;
 
 		ring_init(&r);
 		memset(&rep, 0, sizeof(rep));
 		CHILD_CHECK(&rep, "unshare(CLONE_NEWNET)", !unshare(CLONE_NEWNET));
-		ret = lo_up();
-		errno = -ret;
-		CHILD_CHECK(&rep, "setting lo up", !ret);
-		ret = ring_open(&r, O_RDWR, &req, PROT_READ);
-		errno = -ret;
-		CHILD_CHECK(&rep, "setting a ring up in the new namespace", !ret);
+		CHILD_CALL(&rep, "setting lo up", lo_up());
+		CHILD_CALL(&rep, "setting a ring up in the new namespace",
+			   ring_open(&r, O_RDWR, &req, PROT_READ));
 		idle = open(PKTRING_DEV, O_RDWR | O_CLOEXEC);
 		CHILD_CHECK(&rep, "opening a second file", idle >= 0);
-		sink = udp_sink(port);
-		errno = -sink;
-		CHILD_CHECK(&rep, "binding a UDP socket", sink >= 0);
+		sink = CHILD_CALL(&rep, "binding a UDP socket", udp_sink(port));
 		lo_rx_child(&rep, &r, sink, port, n);
 		ring = r.fd;
 		rep.done = true;
@@ -1298,21 +1294,8 @@ out:
 	t_exit = mono_ms();
 
 	/* Nothing holds the namespace now: it is dismantled from a work queue. */
-	EXPECT_TRUE(poller_wait(&self->poller, NETNS_GONE_MS))
-		TH_LOG("no POLLERR %u s after the namespace's last process exited",
-		       NETNS_GONE_MS / 1000);
-	poller_join(&self->poller);
-	EXPECT_EQ(1, self->poller.ret) TH_LOG("poll() returned %d (%s) after %llu ms",
-					      self->poller.ret, strerror(self->poller.err),
-					      (unsigned long long)(self->poller.done_ms - t_exit));
-	EXPECT_EQ(POLLERR, self->poller.revents);
-	if (self->poller.ret == 1)
-		diag("POLLERR %llu ms after the child exited",
-		     (unsigned long long)(self->poller.done_ms - t_exit));
-
-	ASSERT_EQ(0, ioctl(self->r.fd, PKTRING_IOC_GET_INFO, &info));
-	EXPECT_EQ((uint32_t)ENONET, info.error) TH_LOG("info.error %u (%s)", info.error,
-						       strerror((int)info.error));
+	expect_capture_end(_metadata, self, t_exit, NETNS_GONE_MS, ENONET,
+			   "the namespace's last process exited", &info);
 	EXPECT_EQ(self->r.info.mmap_size, info.mmap_size);
 	EXPECT_EQ(self->r.info.frame_nr, info.frame_nr);
 
@@ -1336,10 +1319,7 @@ out:
 	/* The namespace cannot be captured in any more. */
 	EXPECT_EQ(-ENONET, set_ring(self->idle, &req));
 
-	EXPECT_EQ(0, munmap(self->r.map, self->r.map_len));
-	self->r.map = MAP_FAILED;
-	EXPECT_EQ(0, close(self->r.fd));
-	self->r.fd = -1;
+	expect_ring_close(_metadata, &self->r);
 	EXPECT_EQ(0, close(self->idle));
 	self->idle = -1;
 }
@@ -1363,28 +1343,13 @@ static void check_netdown(struct __test_metadata *_metadata, FIXTURE_DATA(netns)
 	struct pollfd pfd = { .fd = self->r.fd, .events = POLLIN };
 	int ret;
 
-	EXPECT_TRUE(poller_wait(&self->poller, WAKE_MS))
-		TH_LOG("no POLLERR %u s after the device left", WAKE_MS / 1000);
-	poller_join(&self->poller);
-	EXPECT_EQ(1, self->poller.ret) TH_LOG("poll() returned %d (%s)", self->poller.ret,
-					      strerror(self->poller.err));
-	EXPECT_EQ(POLLERR, self->poller.revents);
-	if (self->poller.ret == 1)
-		diag("POLLERR %llu ms after the device left",
-		     (unsigned long long)(self->poller.done_ms - t0));
-
-	ASSERT_EQ(0, ioctl(self->r.fd, PKTRING_IOC_GET_INFO, &info));
-	EXPECT_EQ((uint32_t)ENETDOWN, info.error) TH_LOG("info.error %u (%s)", info.error,
-							 strerror((int)info.error));
+	expect_capture_end(_metadata, self, t0, WAKE_MS, ENETDOWN, "the device left", &info);
 	EXPECT_EQ(1, poll(&pfd, 1, 0));
 	EXPECT_EQ(POLLERR, pfd.revents);
 	ret = get_stats(&self->r, &st);
 	EXPECT_EQ(0, ret) TH_LOG("GET_STATS: %s", errname(ret));
 	EXPECT_EQ(0u, ring_count_user(&self->r));
-	EXPECT_EQ(0, munmap(self->r.map, self->r.map_len));
-	self->r.map = MAP_FAILED;
-	EXPECT_EQ(0, close(self->r.fd));
-	self->r.fd = -1;
+	expect_ring_close(_metadata, &self->r);
 }
 
 /* Sets up a veth pair and an INGRESS ring on its first end, with a poller asleep on it. */
@@ -1467,9 +1432,7 @@ TEST_F_TIMEOUT(netns, ingress_device_moved, 120)
 		SKIP(return, "no veth devices here (%s)", errname(ifindex));
 	ASSERT_LT(0, ifindex) TH_LOG("%s", errname(ifindex));
 
-	self->child = fork_child(&self->ctl, &sock);
-	ASSERT_LE(0, self->child);
-	if (!self->child) {
+	if (fork_child(_metadata, &self->child, &self->ctl, &sock)) {
 		/* A namespace to move the device to, until the parent is done. */
 		close(self->r.fd);
 		if (unshare(CLONE_NEWNET))
