@@ -187,19 +187,6 @@ static void req_lo(struct pktring_req *req, uint16_t hook, uint16_t family, int 
 	req->ifindex = ifindex;
 }
 
-/* Fills r from a set-up ring file fd (which r then owns) and maps it. 0 or -errno. */
-static int ring_attach(struct ring *r, int fd, int prot)
-{
-	ring_init(r);
-	r->fd = fd;
-	if (ioctl(fd, PKTRING_IOC_GET_INFO, &r->info))
-		return -errno;
-	r->fpb = r->info.block_size / r->info.frame_size;
-	r->map_len = r->info.mmap_size;
-	r->map = mmap(NULL, r->map_len, prot, MAP_SHARED, fd, 0);
-	return r->map == MAP_FAILED ? -errno : 0;
-}
-
 /* Opens the device with oflags, sets req up and maps it with prot. 0 or -errno. */
 static int ring_open(struct ring *r, int oflags, const struct pktring_req *req, int prot)
 {
@@ -668,8 +655,7 @@ FIXTURE_SETUP(privilege)
 FIXTURE_TEARDOWN(privilege)
 {
 	child_reap(&self->child);
-	if (self->ctl >= 0)
-		close(self->ctl);
+	fd_close(&self->ctl);
 	if (self->mode_changed)
 		chmod(PKTRING_DEV, self->dev_mode);
 }
@@ -980,10 +966,8 @@ FIXTURE_SETUP(isolation)
 FIXTURE_TEARDOWN(isolation)
 {
 	child_reap(&self->child);
-	if (self->ctl >= 0)
-		close(self->ctl);
-	if (self->sink >= 0)
-		close(self->sink);
+	fd_close(&self->ctl);
+	fd_close(&self->sink);
 	ring_destroy(&self->r);
 }
 
@@ -1103,11 +1087,9 @@ FIXTURE_TEARDOWN(netns)
 	unsigned int i;
 
 	child_reap(&self->child);
-	if (self->ctl >= 0)
-		close(self->ctl);
+	fd_close(&self->ctl);
 	ring_destroy(&self->r);
-	if (self->idle >= 0)
-		close(self->idle);
+	fd_close(&self->idle);
 	poller_join(&self->poller);
 	for (i = 0; i < 2; i++)
 		if (self->veth[i][0])
@@ -1495,14 +1477,11 @@ FIXTURE_SETUP(early_poll)
 FIXTURE_TEARDOWN(early_poll)
 {
 	poller_join(&self->poller);
-	if (self->ep >= 0)
-		close(self->ep);
-	if (self->sink >= 0)
-		close(self->sink);
-	if (self->r.fd >= 0)
-		ring_destroy(&self->r);
-	else if (self->fd >= 0)
-		close(self->fd);
+	fd_close(&self->ep);
+	fd_close(&self->sink);
+	/* self->fd is self->r's once the ring is set up. */
+	ring_destroy(&self->r);
+	fd_close(&self->fd);
 }
 
 /*
@@ -1660,10 +1639,8 @@ FIXTURE_TEARDOWN(rdonly)
 {
 	if (self->map != MAP_FAILED)
 		munmap(self->map, self->map_len);
-	if (self->sink >= 0)
-		close(self->sink);
-	if (self->fd >= 0)
-		close(self->fd);
+	fd_close(&self->sink);
+	fd_close(&self->fd);
 }
 
 /* mmap() of the whole ring: 0 or -errno (the mapping in self->map if it worked). */

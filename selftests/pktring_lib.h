@@ -89,6 +89,14 @@ static UNUSED void sleep_ms(unsigned int ms)
 		;
 }
 
+/* Closes *fd if it is open, and marks it closed. */
+static UNUSED void fd_close(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
 /* ------------------------------------------------------------------ */
 /* Environment                                                         */
 
@@ -405,6 +413,22 @@ static UNUSED void ring_init(struct ring *r)
 	r->map = MAP_FAILED;
 }
 
+/*
+ * Fills r from fd, a file with its ring set up (which r then owns), and maps
+ * the ring with prot. Returns 0 or -errno.
+ */
+static UNUSED int ring_attach(struct ring *r, int fd, int prot)
+{
+	ring_init(r);
+	r->fd = fd;
+	if (ioctl(fd, PKTRING_IOC_GET_INFO, &r->info))
+		return -errno;
+	r->fpb = r->info.block_size / r->info.frame_size;
+	r->map_len = r->info.mmap_size;
+	r->map = mmap(NULL, r->map_len, prot, MAP_SHARED, fd, 0);
+	return r->map == MAP_FAILED ? -errno : 0;
+}
+
 /* Opens the device, sets the ring up and maps it. Returns 0 or -errno. */
 static UNUSED int ring_create(struct ring *r, const struct pktring_req *req)
 {
@@ -417,13 +441,9 @@ static UNUSED int ring_create(struct ring *r, const struct pktring_req *req)
 	ret = set_ring(r->fd, req);
 	if (ret)
 		return ret;
-	if (ioctl(r->fd, PKTRING_IOC_GET_INFO, &r->info))
-		return -errno;
-	r->fpb = r->info.block_size / r->info.frame_size;
-	r->map_len = r->info.mmap_size;
-	r->map = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
-	if (r->map == MAP_FAILED)
-		return -errno;
+	ret = ring_attach(r, r->fd, PROT_READ | PROT_WRITE);
+	if (ret)
+		return ret;
 	r->scratch = malloc(r->info.frame_size);
 	return r->scratch ? 0 : -ENOMEM;
 }
