@@ -157,6 +157,17 @@ static unsigned int sink_drain(int fd, unsigned int n, uint32_t tag, unsigned in
 	return got;
 }
 
+/*
+ * Sends the parent's datagrams first... (n of them) to a udp_sink() on port
+ * and waits until it has them all: every hook has run for them then.
+ */
+static void parent_send(struct __test_metadata *_metadata, int sink, uint16_t port,
+			uint32_t first, unsigned int n)
+{
+	ASSERT_EQ(0, send_udp(port, TAG_PARENT, first, n));
+	EXPECT_EQ(n, sink_drain(sink, n, TAG_PARENT, NULL, CHILD_MS));
+}
+
 /* Sets the loopback device of this namespace up: 0 or -errno. */
 static int lo_up(void)
 {
@@ -1504,8 +1515,7 @@ static void early_setup_and_send(struct __test_metadata *_metadata,
 	self->fd = -1;
 	ASSERT_EQ(0, ring_attach(&self->r, fd, PROT_READ | PROT_WRITE));
 	*t_sent = mono_ms();
-	ASSERT_EQ(0, send_udp(port, TAG_PARENT, 0, n));
-	EXPECT_EQ(n, sink_drain(self->sink, n, TAG_PARENT, NULL, CHILD_MS));
+	parent_send(_metadata, self->sink, port, 0, n);
 }
 
 static void early_check_frames(struct __test_metadata *_metadata,
@@ -1623,8 +1633,10 @@ TEST_F_TIMEOUT(early_poll, epoll_late_wait, 90)
 FIXTURE(rdonly) {
 	int fd;
 	int sink;
+	struct pktring_info info;	/* of the ring of fd */
 	void *map;
 	size_t map_len;
+	struct ring view;		/* of map, for the frame helpers */
 };
 
 FIXTURE_SETUP(rdonly)
@@ -1632,6 +1644,7 @@ FIXTURE_SETUP(rdonly)
 	self->fd = -1;
 	self->sink = -1;
 	self->map = MAP_FAILED;
+	ring_init(&self->view);
 	REQUIRE_DEVICE();
 }
 
@@ -1643,31 +1656,45 @@ FIXTURE_TEARDOWN(rdonly)
 	fd_close(&self->fd);
 }
 
-/* mmap() of the whole ring: 0 or -errno (the mapping in self->map if it worked). */
-static int rd_map(FIXTURE_DATA(rdonly) *self, size_t len, int prot, int flags)
+/*
+ * Opens the device with oflags as self->fd and sets req up (its geometry in
+ * self->info), and a udp_sink() on port.
+ */
+static void rd_setup(struct __test_metadata *_metadata, FIXTURE_DATA(rdonly) *self, int oflags,
+		     const struct pktring_req *req, uint16_t port)
 {
+	self->fd = open(PKTRING_DEV, oflags | O_CLOEXEC);
+	ASSERT_LE(0, self->fd);
+	ASSERT_EQ(0, set_ring(self->fd, req));
+	ASSERT_EQ(0, ioctl(self->fd, PKTRING_IOC_GET_INFO, &self->info));
+	self->sink = udp_sink(port);
+	ASSERT_LE(0, self->sink);
+}
+
+/*
+ * mmap() of the whole ring: 0 or -errno. The first mapping that works stays,
+ * as self->map and self->view (which borrows fd and map: never
+ * ring_destroy() it).
+ */
+static int rd_map(FIXTURE_DATA(rdonly) *self, int prot, int flags)
+{
+	size_t len = self->info.mmap_size;
 	void *p = mmap(NULL, len, prot, flags, self->fd, 0);
 
 	if (p == MAP_FAILED)
 		return -errno;
-	if (self->map == MAP_FAILED) {
-		self->map = p;
-		self->map_len = len;
-	} else {
+	if (self->map != MAP_FAILED) {
 		munmap(p, len);
+		return 0;
 	}
+	self->map = p;
+	self->map_len = len;
+	self->view.fd = self->fd;
+	self->view.info = self->info;
+	self->view.fpb = self->info.block_size / self->info.frame_size;
+	self->view.map = p;
+	self->view.map_len = len;
 	return 0;
-}
-
-/* A view of self's ring for the frame helpers (no file, no unmapping). */
-static void rd_ring(FIXTURE_DATA(rdonly) *self, const struct pktring_info *info, struct ring *r)
-{
-	ring_init(r);
-	r->fd = self->fd;	/* borrowed: never ring_destroy() it */
-	r->info = *info;
-	r->fpb = info->block_size / info->frame_size;
-	r->map = self->map;
-	r->map_len = self->map_len;
 }
 
 /*
@@ -1679,42 +1706,34 @@ static void rd_ring(FIXTURE_DATA(rdonly) *self, const struct pktring_info *info,
 TEST_F_TIMEOUT(rdonly, rdonly_file, 60)
 {
 	const uint16_t port = 47501;
+	struct ring *r = &self->view;
 	struct pktring_req req;
-	struct pktring_info info;
 	struct pktring_stats st;
 	struct pollfd pfd;
 	struct lo_count c;
-	struct ring r;
 	unsigned int i;
 
 	/* 8 frames. */
 	req_init(&req, 4096, 4, 2048);
 	req.hook = PKTRING_HOOK_PRE_ROUTING;
 	req.ifindex = LO_IFINDEX;
-	self->fd = open(PKTRING_DEV, O_RDONLY | O_CLOEXEC);
-	ASSERT_LE(0, self->fd);
-	ASSERT_EQ(0, set_ring(self->fd, &req));
-	ASSERT_EQ(0, ioctl(self->fd, PKTRING_IOC_GET_INFO, &info));
-	ASSERT_EQ(8u, info.frame_nr);
+	rd_setup(_metadata, self, O_RDONLY, &req, port);
+	ASSERT_EQ(8u, self->info.frame_nr);
 
-	EXPECT_EQ(-EACCES, rd_map(self, info.mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED));
-	EXPECT_EQ(-EINVAL, rd_map(self, info.mmap_size, PROT_READ, MAP_PRIVATE));
-	ASSERT_EQ(0, rd_map(self, info.mmap_size, PROT_READ, MAP_SHARED));
+	EXPECT_EQ(-EACCES, rd_map(self, PROT_READ | PROT_WRITE, MAP_SHARED));
+	EXPECT_EQ(-EINVAL, rd_map(self, PROT_READ, MAP_PRIVATE));
+	ASSERT_EQ(0, rd_map(self, PROT_READ, MAP_SHARED));
 	EXPECT_EQ(-1, mprotect(self->map, self->map_len, PROT_READ | PROT_WRITE));
 	EXPECT_EQ(EACCES, errno);
-	rd_ring(self, &info, &r);
 
-	self->sink = udp_sink(port);
-	ASSERT_LE(0, self->sink);
-	ASSERT_EQ(0, send_udp(port, TAG_PARENT, 0, 5));
-	EXPECT_EQ(5u, sink_drain(self->sink, 5, TAG_PARENT, NULL, CHILD_MS));
+	parent_send(_metadata, self->sink, port, 0, 5);
 	for (i = 0; i < 5; i++) {
-		uint32_t status = frame_status(ring_frame(&r, i));
+		uint32_t status = frame_status(ring_frame(r, i));
 
 		EXPECT_TRUE(!!(status & TP_STATUS_USER))
 			TH_LOG("frame %u: tp_status %#x", i, status);
 	}
-	count_lo(&r, port, &c);
+	count_lo(r, port, &c);
 	EXPECT_EQ(5u, c.tag[TAG_PARENT]) TH_LOG(LO_COUNT_FMT, LO_COUNT_ARGS(c));
 	EXPECT_EQ(5u, c.ready);
 	EXPECT_EQ(0u, c.bad_seq);
@@ -1723,12 +1742,11 @@ TEST_F_TIMEOUT(rdonly, rdonly_file, 60)
 	EXPECT_EQ(POLLIN, pfd.revents);
 
 	/* 7 more: 3 fill the ring, 4 are dropped. */
-	ASSERT_EQ(0, send_udp(port, TAG_PARENT, 5, 7));
-	EXPECT_EQ(7u, sink_drain(self->sink, 7, TAG_PARENT, NULL, CHILD_MS));
-	count_lo(&r, port, &c);
+	parent_send(_metadata, self->sink, port, 5, 7);
+	count_lo(r, port, &c);
 	EXPECT_EQ(8u, c.tag[TAG_PARENT]) TH_LOG(LO_COUNT_FMT, LO_COUNT_ARGS(c));
 	EXPECT_EQ(0u, c.bad_seq);
-	ASSERT_EQ(0, get_stats(&r, &st));
+	ASSERT_EQ(0, get_stats(r, &st));
 	EXPECT_EQ(12u, st.packets);
 	EXPECT_EQ(4u, st.drops);
 }
@@ -1738,25 +1756,16 @@ TEST_F_TIMEOUT(rdonly, rdwr_file_read_only_map, 60)
 {
 	const uint16_t port = 47502;
 	struct pktring_req req;
-	struct pktring_info info;
 	struct lo_count c;
-	struct ring r;
 
 	req_lo(&req, PKTRING_HOOK_PRE_ROUTING, PKTRING_FAMILY_IPV4, LO_IFINDEX);
-	self->fd = open(PKTRING_DEV, O_RDWR | O_CLOEXEC);
-	ASSERT_LE(0, self->fd);
-	ASSERT_EQ(0, set_ring(self->fd, &req));
-	ASSERT_EQ(0, ioctl(self->fd, PKTRING_IOC_GET_INFO, &info));
-	EXPECT_EQ(-EINVAL, rd_map(self, info.mmap_size, PROT_READ, MAP_PRIVATE));
-	EXPECT_EQ(-EINVAL, rd_map(self, info.mmap_size, PROT_READ | PROT_WRITE, MAP_PRIVATE));
-	ASSERT_EQ(0, rd_map(self, info.mmap_size, PROT_READ, MAP_SHARED));
-	rd_ring(self, &info, &r);
+	rd_setup(_metadata, self, O_RDWR, &req, port);
+	EXPECT_EQ(-EINVAL, rd_map(self, PROT_READ, MAP_PRIVATE));
+	EXPECT_EQ(-EINVAL, rd_map(self, PROT_READ | PROT_WRITE, MAP_PRIVATE));
+	ASSERT_EQ(0, rd_map(self, PROT_READ, MAP_SHARED));
 
-	self->sink = udp_sink(port);
-	ASSERT_LE(0, self->sink);
-	ASSERT_EQ(0, send_udp(port, TAG_PARENT, 0, 6));
-	EXPECT_EQ(6u, sink_drain(self->sink, 6, TAG_PARENT, NULL, CHILD_MS));
-	count_lo(&r, port, &c);
+	parent_send(_metadata, self->sink, port, 0, 6);
+	count_lo(&self->view, port, &c);
 	EXPECT_EQ(6u, c.tag[TAG_PARENT]) TH_LOG(LO_COUNT_FMT, LO_COUNT_ARGS(c));
 	EXPECT_EQ(6u, c.ready);
 	EXPECT_EQ(0u, c.bad_seq);
