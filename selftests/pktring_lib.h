@@ -458,6 +458,25 @@ static UNUSED void ring_destroy(struct ring *r)
 	ring_init(r);
 }
 
+/* A fixture's rings r[0..n-1], none set up yet. */
+static UNUSED void rings_init(struct ring *r, unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		ring_init(&r[i]);
+}
+
+/* A fixture's teardown: the traffic a failed test left stops, the rings close. */
+static UNUSED void rings_teardown(struct ring *r, unsigned int n)
+{
+	unsigned int i;
+
+	traffic_kill_all();
+	for (i = 0; i < n; i++)
+		ring_destroy(&r[i]);
+}
+
 static inline size_t frame_offset(const struct ring *r, unsigned int i)
 {
 	return (size_t)(i / r->fpb) * r->info.block_size + (size_t)(i % r->fpb) * r->info.frame_size;

@@ -23,20 +23,13 @@ FIXTURE(lifecycle) {
 
 FIXTURE_SETUP(lifecycle)
 {
-	unsigned int i;
-
-	for (i = 0; i < ARRAY_SIZE(self->r); i++)
-		ring_init(&self->r[i]);
+	rings_init(self->r, ARRAY_SIZE(self->r));
 	REQUIRE_DEVICE();
 }
 
 FIXTURE_TEARDOWN(lifecycle)
 {
-	unsigned int i;
-
-	traffic_kill_all();
-	for (i = 0; i < ARRAY_SIZE(self->r); i++)
-		ring_destroy(&self->r[i]);
+	rings_teardown(self->r, ARRAY_SIZE(self->r));
 }
 
 /* Waits (up to 10 s) for traffic to reach the guest's UDP. */

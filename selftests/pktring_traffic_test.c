@@ -22,21 +22,14 @@ FIXTURE(traffic) {
 
 FIXTURE_SETUP(traffic)
 {
-	unsigned int i;
-
-	for (i = 0; i < ARRAY_SIZE(self->r); i++)
-		ring_init(&self->r[i]);
+	rings_init(self->r, ARRAY_SIZE(self->r));
 	REQUIRE_DEVICE();
 	REQUIRE_TRAFFIC();
 }
 
 FIXTURE_TEARDOWN(traffic)
 {
-	unsigned int i;
-
-	traffic_kill_all();
-	for (i = 0; i < ARRAY_SIZE(self->r); i++)
-		ring_destroy(&self->r[i]);
+	rings_teardown(self->r, ARRAY_SIZE(self->r));
 }
 
 /* 4000 packets over 32 flows land on more than one CPU and RX queue. */
