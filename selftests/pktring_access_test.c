@@ -30,10 +30,9 @@
  * /dev/pktring its mode back.
  *
  * Runs as root (the privilege fixture drops to uid/gid 65534 in children,
- * and makes /dev/pktring mode 0666 while they open it). Not yet listed in
- * selftests/Makefile's PKTRING_TESTS or guest/suite.sh: it builds like the
- * programs there and runs with `run_tests.sh pktring_access_test --module
- * /lib/modules/rust_pktring.ko`.
+ * and makes /dev/pktring mode 0666 while they open it). One of the programs
+ * of the module's kselftest suite; what they have in common, and the order
+ * suite.sh runs them in, is in pktring_test_lib.h.
  */
 #include "pktring_test_lib.h"
 #include "pktring_netlink.h"
