@@ -30,12 +30,12 @@
  * /dev/pktring its mode back.
  *
  * Runs as root (the privilege fixture drops to uid/gid 65534 in children,
- * and makes /dev/pktring mode 0666 while they open it). Not yet listed in
- * selftests/Makefile's PKTRING_TESTS or guest/suite.sh: it builds like the
- * programs there and runs with `run_tests.sh pktring_access_test --module
- * /lib/modules/rust_pktring.ko`.
+ * and makes /dev/pktring mode 0666 while they open it). One of the programs
+ * of the module's kselftest suite; what they have in common, and the order
+ * suite.sh runs them in, is in pktring_test_lib.h.
  */
 #include "pktring_test_lib.h"
+#include "pktring_netlink.h"
 
 #include <grp.h>
 #include <pthread.h>
@@ -46,10 +46,6 @@
 #include <sys/uio.h>
 
 #include <linux/capability.h>
-#include <linux/if_link.h>
-#include <linux/netlink.h>
-#include <linux/rtnetlink.h>
-#include <linux/veth.h>
 
 #define LO_IFINDEX	1		/* the loopback device, in every namespace */
 #define NOBODY		65534
@@ -160,6 +156,17 @@ static unsigned int sink_drain(int fd, unsigned int n, uint32_t tag, unsigned in
 	return got;
 }
 
+/*
+ * Sends the parent's datagrams first... (n of them) to a udp_sink() on port
+ * and waits until it has them all: every hook has run for them then.
+ */
+static void parent_send(struct __test_metadata *_metadata, int sink, uint16_t port,
+			uint32_t first, unsigned int n)
+{
+	ASSERT_EQ(0, send_udp(port, TAG_PARENT, first, n));
+	EXPECT_EQ(n, sink_drain(sink, n, TAG_PARENT, NULL, CHILD_MS));
+}
+
 /* Sets the loopback device of this namespace up: 0 or -errno. */
 static int lo_up(void)
 {
@@ -188,19 +195,6 @@ static void req_lo(struct pktring_req *req, uint16_t hook, uint16_t family, int 
 	req->hook = hook;
 	req->family = family;
 	req->ifindex = ifindex;
-}
-
-/* Fills r from a set-up ring file fd (which r then owns) and maps it. 0 or -errno. */
-static int ring_attach(struct ring *r, int fd, int prot)
-{
-	ring_init(r);
-	r->fd = fd;
-	if (ioctl(fd, PKTRING_IOC_GET_INFO, &r->info))
-		return -errno;
-	r->fpb = r->info.block_size / r->info.frame_size;
-	r->map_len = r->info.mmap_size;
-	r->map = mmap(NULL, r->map_len, prot, MAP_SHARED, fd, 0);
-	return r->map == MAP_FAILED ? -errno : 0;
 }
 
 /* Opens the device with oflags, sets req up and maps it with prot. 0 or -errno. */
@@ -317,6 +311,17 @@ struct report {
 		} \
 	} while (0)
 
+/*
+ * In a child: a call that returns a value >= 0 or -errno. Records a
+ * failure as CHILD_CHECK() does; evaluates to the value.
+ */
+#define CHILD_CALL(rep, what, call) ({ \
+		int ret_ = (call); \
+		errno = ret_ < 0 ? -ret_ : 0; \
+		CHILD_CHECK(rep, what, ret_ >= 0); \
+		ret_; \
+	})
+
 /* Sends len bytes, with up to nfds file descriptors: 0 or -errno. */
 static int msg_send(int sock, const void *buf, size_t len, const int *fds, unsigned int nfds)
 {
@@ -396,6 +401,13 @@ static int msg_recv(int sock, void *buf, size_t len, int *fds, unsigned int nfds
 	return (int)n;
 }
 
+/* In a child: sends its report to the parent and exits. */
+static void __attribute__((noreturn)) report_exit(int sock, const struct report *rep)
+{
+	msg_send(sock, rep, sizeof(*rep), NULL, 0);
+	_exit(0);
+}
+
 /* One byte: a step of the hand-over between parent and child. */
 static int sync_send(int sock, char c)
 {
@@ -411,27 +423,24 @@ static int sync_wait(int sock, char want, unsigned int timeout_ms)
 }
 
 /*
- * Forks a child that runs with the control socket *child_sock (the parent
- * keeps the other end in *ctl). Returns the pid (0 in the child), -errno.
+ * Forks the test's child, which runs with the control socket *child_sock
+ * (the parent keeps the other end in *ctl, and the pid in *pid). The test
+ * stops if that fails. Returns true in the child.
  */
-static pid_t fork_child(int *ctl, int *child_sock)
+static bool fork_child(struct __test_metadata *_metadata, pid_t *pid, int *ctl, int *child_sock)
 {
-	int sv[2];
-	pid_t pid;
+	int sv[2], err;
 
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
-		return -errno;
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid < 0) {
-		int err = -errno;
-
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+		TH_LOG("socketpair: %s", strerror(errno));
+	*pid = fork_flushed();
+	if (*pid < 0) {
+		err = errno;
 		close(sv[0]);
 		close(sv[1]);
-		return err;
+		ASSERT_LE(0, *pid) TH_LOG("fork: %s", strerror(err));
 	}
-	if (pid == 0) {
+	if (*pid == 0) {
 		close(sv[0]);
 		*child_sock = sv[1];
 		*ctl = -1;
@@ -440,20 +449,7 @@ static pid_t fork_child(int *ctl, int *child_sock)
 		*ctl = sv[0];
 		*child_sock = -1;
 	}
-	return pid;
-}
-
-/* Waits up to ms for pid; returns true (and its status) if it ended. */
-static bool wait_child(pid_t pid, unsigned int ms, int *status)
-{
-	uint64_t end = mono_ms() + ms;
-
-	do {
-		if (waitpid(pid, status, WNOHANG) == pid)
-			return true;
-		sleep_ms(10);
-	} while (mono_ms() < end);
-	return false;
+	return *pid == 0;
 }
 
 /* Kills and reaps *pid if it is still there. */
@@ -640,141 +636,6 @@ static void poller_join(struct poller *p)
 	p->running = false;
 }
 
-/* ------------------------------------------------------------------ */
-/* rtnetlink: a veth pair, deleting a link, moving one to a namespace */
-
-static int rtnl_request(struct nlmsghdr *nh)
-{
-	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
-	char buf[4096];
-	int fd, ret = -EIO;
-	ssize_t len;
-
-	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-	if (fd < 0)
-		return -errno;
-	if (sendto(fd, nh, nh->nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		ret = -errno;
-	} else if ((len = recv(fd, buf, sizeof(buf), 0)) > 0) {
-		struct nlmsghdr *r = (struct nlmsghdr *)buf;
-
-		if (NLMSG_OK(r, (size_t)len) && r->nlmsg_type == NLMSG_ERROR)
-			ret = ((struct nlmsgerr *)NLMSG_DATA(r))->error;
-	}
-	close(fd);
-	return ret;
-}
-
-static struct rtattr *rta_add(struct nlmsghdr *nh, unsigned short type, const void *data,
-			      unsigned short len)
-{
-	struct rtattr *rta = (struct rtattr *)((char *)nh + NLMSG_ALIGN(nh->nlmsg_len));
-
-	rta->rta_type = type;
-	rta->rta_len = RTA_LENGTH(len);
-	if (len)
-		memcpy(RTA_DATA(rta), data, len);
-	nh->nlmsg_len = NLMSG_ALIGN(nh->nlmsg_len) + RTA_ALIGN(rta->rta_len);
-	return rta;
-}
-
-/* Ends a nested attribute that rta_add() began with no data. */
-static void rta_end(struct nlmsghdr *nh, struct rtattr *nest)
-{
-	nest->rta_len = (char *)nh + nh->nlmsg_len - (char *)nest;
-}
-
-struct link_req {
-	struct nlmsghdr nh;
-	struct ifinfomsg ifi;
-	char attrs[512];
-};
-
-/* Adds a veth pair name <-> peer: 0 or -errno. */
-static int veth_add(const char *name, const char *peer)
-{
-	struct link_req req = {
-		.nh = {
-			.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg)),
-			.nlmsg_type = RTM_NEWLINK,
-			.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-		},
-	};
-	/* The whole request, so that the compiler sees the room for the attributes. */
-	struct nlmsghdr *nh = (struct nlmsghdr *)&req;
-	struct ifinfomsg peer_ifi = { 0 };
-	struct rtattr *info, *data, *peer_attr;
-
-	rta_add(nh, IFLA_IFNAME, name, strlen(name) + 1);
-	info = rta_add(nh, IFLA_LINKINFO, NULL, 0);
-	rta_add(nh, IFLA_INFO_KIND, "veth", 4);
-	data = rta_add(nh, IFLA_INFO_DATA, NULL, 0);
-	/* The peer: its struct ifinfomsg, then its attributes. */
-	peer_attr = rta_add(nh, VETH_INFO_PEER, &peer_ifi, sizeof(peer_ifi));
-	rta_add(nh, IFLA_IFNAME, peer, strlen(peer) + 1);
-	rta_end(nh, peer_attr);
-	rta_end(nh, data);
-	rta_end(nh, info);
-	return rtnl_request(nh);
-}
-
-static int link_del(int ifindex)
-{
-	struct link_req req = {
-		.nh = {
-			.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg)),
-			.nlmsg_type = RTM_DELLINK,
-			.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK,
-		},
-		.ifi = { .ifi_index = ifindex },
-	};
-
-	return rtnl_request(&req.nh);
-}
-
-/* Moves link ifindex into the network namespace of pid: 0 or -errno. */
-static int link_set_netns(int ifindex, pid_t pid)
-{
-	struct link_req req = {
-		.nh = {
-			.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg)),
-			.nlmsg_type = RTM_NEWLINK,
-			.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK,
-		},
-		.ifi = { .ifi_index = ifindex },
-	};
-	struct nlmsghdr *nh = (struct nlmsghdr *)&req;
-	uint32_t p = (uint32_t)pid;
-
-	rta_add(nh, IFLA_NET_NS_PID, &p, sizeof(p));
-	return rtnl_request(nh);
-}
-
-/* Deletes link name if it exists (and is in this namespace). */
-static void link_del_name(const char *name)
-{
-	int ifindex = (int)if_nametoindex(name);
-
-	if (ifindex > 0)
-		link_del(ifindex);
-}
-
-/*
- * Adds the veth pair name <-> peer, removing one left over from an earlier
- * run first. 0 or -errno.
- */
-static int veth_fresh(const char *name, const char *peer)
-{
-	int ret = veth_add(name, peer);
-
-	if (ret == -EEXIST) {
-		link_del_name(name);
-		link_del_name(peer);
-		ret = veth_add(name, peer);
-	}
-	return ret;
-}
-
 /* ================================================================== */
 /* privilege                                                           */
 
@@ -783,6 +644,7 @@ FIXTURE(privilege) {
 	bool mode_changed;
 	pid_t child;
 	int ctl;
+	struct pktring_req req;	/* every test's ring: PRE_ROUTING on lo */
 };
 
 FIXTURE_SETUP(privilege)
@@ -792,6 +654,7 @@ FIXTURE_SETUP(privilege)
 	self->child = 0;
 	self->ctl = -1;
 	self->mode_changed = false;
+	req_lo(&self->req, PKTRING_HOOK_PRE_ROUTING, PKTRING_FAMILY_IPV4, LO_IFINDEX);
 	REQUIRE_DEVICE();
 	ASSERT_EQ(0, stat(PKTRING_DEV, &st));
 	self->dev_mode = st.st_mode & 07777;
@@ -802,8 +665,7 @@ FIXTURE_SETUP(privilege)
 FIXTURE_TEARDOWN(privilege)
 {
 	child_reap(&self->child);
-	if (self->ctl >= 0)
-		close(self->ctl);
+	fd_close(&self->ctl);
 	if (self->mode_changed)
 		chmod(PKTRING_DEV, self->dev_mode);
 }
@@ -863,6 +725,21 @@ static bool child_end(pid_t *pid)
 #define EXPECT_CHILD_DONE(rep) \
 	EXPECT_TRUE((rep).done) TH_LOG("child failed: %s: %s", (rep).why, strerror((rep).err))
 
+/*
+ * The parent's end of a child that sends its report and exits: the report
+ * (the test stops without one), the child's exit, and that it went
+ * through all its steps.
+ */
+static void report_take(struct __test_metadata *_metadata, int ctl, pid_t *child,
+			struct report *rep)
+{
+	int ret = report_recv(ctl, rep);
+
+	ASSERT_EQ(0, ret) TH_LOG("child report: %s", errname(ret));
+	EXPECT_TRUE(child_end(child));
+	EXPECT_CHILD_DONE(*rep);
+}
+
 /* The child reports what it got on its own port. */
 static void lo_rx_child(struct report *rep, struct ring *r, int sink, uint16_t port,
 			unsigned int n)
@@ -875,39 +752,29 @@ static void lo_rx_child(struct report *rep, struct ring *r, int sink, uint16_t p
 /* A file opened without CAP_NET_RAW can be opened (mode 0666) but not set up. */
 TEST_F_TIMEOUT(privilege, unprivileged_open, 60)
 {
-	struct pktring_req req;
 	struct report rep;
-	int sock, ret;
+	int sock;
 
-	req_lo(&req, PKTRING_HOOK_PRE_ROUTING, PKTRING_FAMILY_IPV4, LO_IFINDEX);
 	ASSERT_EQ(0, dev_open_to_all(self));
-	self->child = fork_child(&self->ctl, &sock);
-	ASSERT_LE(0, self->child);
-	if (!self->child) {
+	if (fork_child(_metadata, &self->child, &self->ctl, &sock)) {
 		struct pktring_info info;
 		int fd = -1;
 
 		memset(&rep, 0, sizeof(rep));
-		ret = drop_privileges(false);
-		errno = -ret;
-		CHILD_CHECK(&rep, "dropping to nobody with no capabilities", !ret);
+		CHILD_CALL(&rep, "dropping to nobody with no capabilities", drop_privileges(false));
 		fd = open(PKTRING_DEV, O_RDWR | O_CLOEXEC);
 		CHILD_CHECK(&rep, "open " PKTRING_DEV " (mode 0666)", fd >= 0);
-		rep.res[0] = set_ring(fd, &req);
+		rep.res[0] = set_ring(fd, &self->req);
 		/* Nothing was set up. */
 		rep.res[1] = ioctl(fd, PKTRING_IOC_GET_INFO, &info) ? -errno : 0;
 		rep.res[2] = mmap(NULL, 8192, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED ?
 			     -errno : 0;
 		rep.done = true;
 out:
-		msg_send(sock, &rep, sizeof(rep), NULL, 0);
-		_exit(0);
+		report_exit(sock, &rep);
 	}
-	ret = report_recv(self->ctl, &rep);
+	report_take(_metadata, self->ctl, &self->child, &rep);
 	dev_restore(self);
-	ASSERT_EQ(0, ret) TH_LOG("child report: %s", errname(ret));
-	EXPECT_TRUE(child_end(&self->child));
-	EXPECT_CHILD_DONE(rep);
 	EXPECT_EQ(-EPERM, rep.res[0])
 		TH_LOG("SET_RING without CAP_NET_RAW: %s", errname(rep.res[0]));
 	EXPECT_EQ(-EINVAL, rep.res[1]) TH_LOG("GET_INFO with no ring: %s", errname(rep.res[1]));
@@ -922,60 +789,43 @@ out:
 TEST_F_TIMEOUT(privilege, net_raw_only, 60)
 {
 	const uint16_t port = 47101;
-	struct pktring_req req;
 	struct report rep;
-	int sock, ret;
+	int sock;
 
-	req_lo(&req, PKTRING_HOOK_PRE_ROUTING, PKTRING_FAMILY_IPV4, LO_IFINDEX);
 	ASSERT_EQ(0, dev_open_to_all(self));
-	self->child = fork_child(&self->ctl, &sock);
-	ASSERT_LE(0, self->child);
-	if (!self->child) {
+	if (fork_child(_metadata, &self->child, &self->ctl, &sock)) {
 		const uint64_t net_raw = CAP_BIT(CAP_NET_RAW);
 		int with = -1, without = -1, again = -1, sink = -1;
 		struct ring r;
 
 		ring_init(&r);
 		memset(&rep, 0, sizeof(rep));
-		ret = drop_privileges(true);
-		errno = -ret;
-		CHILD_CHECK(&rep, "dropping to nobody with CAP_NET_RAW", !ret);
+		CHILD_CALL(&rep, "dropping to nobody with CAP_NET_RAW", drop_privileges(true));
 		with = open(PKTRING_DEV, O_RDWR | O_CLOEXEC);
 		CHILD_CHECK(&rep, "open with CAP_NET_RAW", with >= 0);
-		ret = caps_set(0, net_raw);
-		errno = -ret;
-		CHILD_CHECK(&rep, "capset: CAP_NET_RAW permitted only", !ret);
+		CHILD_CALL(&rep, "capset: CAP_NET_RAW permitted only", caps_set(0, net_raw));
 		without = open(PKTRING_DEV, O_RDWR | O_CLOEXEC);
 		CHILD_CHECK(&rep, "open without CAP_NET_RAW", without >= 0);
 		/* Set up with no capability in effect: the first file only. */
-		rep.res[0] = set_ring(with, &req);
-		ret = caps_set(net_raw, net_raw);
-		errno = -ret;
-		CHILD_CHECK(&rep, "capset: CAP_NET_RAW again", !ret);
-		rep.res[1] = set_ring(without, &req);
+		rep.res[0] = set_ring(with, &self->req);
+		CHILD_CALL(&rep, "capset: CAP_NET_RAW again", caps_set(net_raw, net_raw));
+		rep.res[1] = set_ring(without, &self->req);
 		again = open(PKTRING_DEV, O_RDWR | O_CLOEXEC);
 		CHILD_CHECK(&rep, "open with CAP_NET_RAW again", again >= 0);
 		/* The first ring captures for its unprivileged owner. */
 		if (!rep.res[0]) {
-			ret = ring_attach(&r, with, PROT_READ | PROT_WRITE);
-			with = -1;
-			errno = -ret;
-			CHILD_CHECK(&rep, "GET_INFO and mmap", !ret);
-			sink = udp_sink(port);
-			errno = -sink;
-			CHILD_CHECK(&rep, "binding a UDP socket", sink >= 0);
+			CHILD_CALL(&rep, "GET_INFO and mmap",
+				   ring_attach(&r, with, PROT_READ | PROT_WRITE));
+			with = -1;	/* r's now */
+			sink = CHILD_CALL(&rep, "binding a UDP socket", udp_sink(port));
 			lo_rx_child(&rep, &r, sink, port, 5);
 		}
 		rep.done = true;
 out:
-		msg_send(sock, &rep, sizeof(rep), NULL, 0);
-		_exit(0);
+		report_exit(sock, &rep);
 	}
-	ret = report_recv(self->ctl, &rep);
+	report_take(_metadata, self->ctl, &self->child, &rep);
 	dev_restore(self);
-	ASSERT_EQ(0, ret) TH_LOG("child report: %s", errname(ret));
-	EXPECT_TRUE(child_end(&self->child));
-	EXPECT_CHILD_DONE(rep);
 	EXPECT_EQ(0, rep.res[0])
 		TH_LOG("SET_RING on a file opened with CAP_NET_RAW (since dropped): %s",
 		       errname(rep.res[0]));
@@ -999,23 +849,17 @@ TEST_F_TIMEOUT(privilege, fd_passed_to_unprivileged, 60)
 {
 	const uint16_t port = 47102;
 	const unsigned int n = 10;
-	struct pktring_req req;
 	struct report rep;
 	int sock, ret, fd;
 
-	req_lo(&req, PKTRING_HOOK_PRE_ROUTING, PKTRING_FAMILY_IPV4, LO_IFINDEX);
-	self->child = fork_child(&self->ctl, &sock);
-	ASSERT_LE(0, self->child);
-	if (!self->child) {
+	if (fork_child(_metadata, &self->child, &self->ctl, &sock)) {
 		struct pktring_stats st;
 		struct ring r;
 		int sink = -1, own;
 
 		ring_init(&r);
 		memset(&rep, 0, sizeof(rep));
-		ret = drop_privileges(false);
-		errno = -ret;
-		CHILD_CHECK(&rep, "dropping to nobody with no capabilities", !ret);
+		CHILD_CALL(&rep, "dropping to nobody with no capabilities", drop_privileges(false));
 		/* Unprivileged indeed: the device (mode 0600) is closed to it. */
 		own = open(PKTRING_DEV, O_RDWR | O_CLOEXEC);
 		rep.res[0] = own < 0 ? -errno : 0;
@@ -1025,23 +869,18 @@ TEST_F_TIMEOUT(privilege, fd_passed_to_unprivileged, 60)
 		ret = msg_recv(sock, &rep.res[5], sizeof(rep.res[5]), &fd, 1, CHILD_MS);
 		errno = ret < 0 ? -ret : EPROTO;
 		CHILD_CHECK(&rep, "receiving the file", ret == (int)sizeof(rep.res[5]));
-		rep.res[1] = set_ring(fd, &req);
+		rep.res[1] = set_ring(fd, &self->req);
 		errno = -rep.res[1];
 		CHILD_CHECK(&rep, "SET_RING on root's file", !rep.res[1]);
-		ret = ring_attach(&r, fd, PROT_READ | PROT_WRITE);
-		errno = -ret;
-		CHILD_CHECK(&rep, "GET_INFO and mmap", !ret);
-		sink = udp_sink(port);
-		errno = -sink;
-		CHILD_CHECK(&rep, "binding a UDP socket", sink >= 0);
+		CHILD_CALL(&rep, "GET_INFO and mmap", ring_attach(&r, fd, PROT_READ | PROT_WRITE));
+		sink = CHILD_CALL(&rep, "binding a UDP socket", udp_sink(port));
 		lo_rx_child(&rep, &r, sink, port, n);
 		rep.res[2] = get_stats(&r, &st);
 		rep.res[3] = (int)st.packets;
 		release_all(&r);
 		rep.done = true;
 out:
-		msg_send(sock, &rep, sizeof(rep), NULL, 0);
-		_exit(0);
+		report_exit(sock, &rep);
 	}
 	ret = ready_wait(self->ctl, 'R', &rep);
 	ASSERT_EQ(0, ret) TH_LOG("child: %s (%s: %s)", errname(ret), rep.why, strerror(rep.err));
@@ -1050,10 +889,7 @@ out:
 	ret = msg_send(self->ctl, &fd, sizeof(fd), &fd, 1);
 	close(fd);
 	ASSERT_EQ(0, ret) TH_LOG("SCM_RIGHTS: %s", errname(ret));
-	ret = report_recv(self->ctl, &rep);
-	ASSERT_EQ(0, ret) TH_LOG("child report: %s", errname(ret));
-	EXPECT_TRUE(child_end(&self->child));
-	EXPECT_CHILD_DONE(rep);
+	report_take(_metadata, self->ctl, &self->child, &rep);
 	EXPECT_EQ(-EACCES, rep.res[0]) TH_LOG("the child opening " PKTRING_DEV " itself: %s",
 					      errname(rep.res[0]));
 	EXPECT_EQ(0, rep.res[1]) TH_LOG("SET_RING on root's file: %s", errname(rep.res[1]));
@@ -1069,15 +905,11 @@ out:
 /* A file an unprivileged process opened fails in root's hands too. */
 TEST_F_TIMEOUT(privilege, fd_passed_to_root, 60)
 {
-	struct pktring_req req;
 	struct pktring_info info;
 	int sock, ret, fd, mine, opened = 0;
 
-	req_lo(&req, PKTRING_HOOK_PRE_ROUTING, PKTRING_FAMILY_IPV4, LO_IFINDEX);
 	ASSERT_EQ(0, dev_open_to_all(self));
-	self->child = fork_child(&self->ctl, &sock);
-	ASSERT_LE(0, self->child);
-	if (!self->child) {
+	if (fork_child(_metadata, &self->child, &self->ctl, &sock)) {
 		ret = drop_privileges(false);
 		if (ret)
 			_exit(2);
@@ -1093,7 +925,7 @@ TEST_F_TIMEOUT(privilege, fd_passed_to_root, 60)
 	dev_restore(self);
 	ASSERT_EQ((int)sizeof(opened), ret) TH_LOG("receiving the child's file: %s",
 						   errname(ret < 0 ? ret : -EPROTO));
-	EXPECT_EQ(-EPERM, set_ring(fd, &req));
+	EXPECT_EQ(-EPERM, set_ring(fd, &self->req));
 	EXPECT_EQ(-1, ioctl(fd, PKTRING_IOC_GET_INFO, &info));
 	EXPECT_EQ(EINVAL, errno);
 	close(fd);
@@ -1102,7 +934,7 @@ TEST_F_TIMEOUT(privilege, fd_passed_to_root, 60)
 	/* Root's own file is fine. */
 	mine = open(PKTRING_DEV, O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, mine);
-	EXPECT_EQ(0, set_ring(mine, &req));
+	EXPECT_EQ(0, set_ring(mine, &self->req));
 	close(mine);
 }
 
@@ -1144,10 +976,8 @@ FIXTURE_SETUP(isolation)
 FIXTURE_TEARDOWN(isolation)
 {
 	child_reap(&self->child);
-	if (self->ctl >= 0)
-		close(self->ctl);
-	if (self->sink >= 0)
-		close(self->sink);
+	fd_close(&self->ctl);
+	fd_close(&self->sink);
 	ring_destroy(&self->r);
 }
 
@@ -1172,9 +1002,7 @@ TEST_F_TIMEOUT(isolation, loopback, 90)
 	self->sink = udp_sink(port);
 	ASSERT_LE(0, self->sink);
 
-	self->child = fork_child(&self->ctl, &sock);
-	ASSERT_LE(0, self->child);
-	if (!self->child) {
+	if (fork_child(_metadata, &self->child, &self->ctl, &sock)) {
 		struct pktring_stats cst;
 		struct pktring_req creq;
 		struct ring r;
@@ -1186,29 +1014,22 @@ TEST_F_TIMEOUT(isolation, loopback, 90)
 		close(self->sink);
 		close(self->r.fd);
 		CHILD_CHECK(&rep, "unshare(CLONE_NEWNET)", !unshare(CLONE_NEWNET));
-		ret = lo_up();
-		errno = -ret;
-		CHILD_CHECK(&rep, "setting lo up", !ret);
+		CHILD_CALL(&rep, "setting lo up", lo_up());
 		req_lo(&creq, variant->hook, PKTRING_FAMILY_BOTH,
 		       variant->hook == PKTRING_HOOK_INGRESS ? LO_IFINDEX : 0);
-		ret = ring_open(&r, O_RDWR, &creq, PROT_READ | PROT_WRITE);
-		errno = -ret;
-		CHILD_CHECK(&rep, "setting a ring up in the new namespace", !ret);
-		sink = udp_sink(port);
-		errno = -sink;
-		CHILD_CHECK(&rep, "binding a UDP socket", sink >= 0);
+		CHILD_CALL(&rep, "setting a ring up in the new namespace",
+			   ring_open(&r, O_RDWR, &creq, PROT_READ | PROT_WRITE));
+		sink = CHILD_CALL(&rep, "binding a UDP socket", udp_sink(port));
 		CHILD_CHECK(&rep, "telling the parent", !sync_send(sock, 'R'));
-		ret = sync_wait(sock, 'G', CHILD_MS);
-		errno = -ret;
-		CHILD_CHECK(&rep, "waiting for the parent's datagrams", !ret);
+		CHILD_CALL(&rep, "waiting for the parent's datagrams",
+			   sync_wait(sock, 'G', CHILD_MS));
 		lo_rx_child(&rep, &r, sink, port, n_child);
 		rep.res[0] = get_stats(&r, &cst);
 		rep.res[1] = (int)cst.packets;
 		rep.res[2] = (int)cst.drops;
 		rep.done = true;
 out:
-		msg_send(sock, &rep, sizeof(rep), NULL, 0);
-		_exit(0);
+		report_exit(sock, &rep);
 	}
 	ret = ready_wait(self->ctl, 'R', &rep);
 	ASSERT_EQ(0, ret) TH_LOG("child: %s (%s: %s)", errname(ret), rep.why, strerror(rep.err));
@@ -1218,10 +1039,7 @@ out:
 	EXPECT_EQ(n_parent, got);
 	EXPECT_EQ(0u, wrong);
 	ASSERT_EQ(0, sync_send(self->ctl, 'G'));
-	ret = report_recv(self->ctl, &rep);
-	ASSERT_EQ(0, ret) TH_LOG("child report: %s", errname(ret));
-	EXPECT_TRUE(child_end(&self->child));
-	EXPECT_CHILD_DONE(rep);
+	report_take(_metadata, self->ctl, &self->child, &rep);
 
 	/* The child's ring: its own datagrams, nothing else. */
 	EXPECT_EQ(0, rep.res[4]) TH_LOG("child sending: %s", errname(rep.res[4]));
@@ -1279,11 +1097,9 @@ FIXTURE_TEARDOWN(netns)
 	unsigned int i;
 
 	child_reap(&self->child);
-	if (self->ctl >= 0)
-		close(self->ctl);
+	fd_close(&self->ctl);
 	ring_destroy(&self->r);
-	if (self->idle >= 0)
-		close(self->idle);
+	fd_close(&self->idle);
 	poller_join(&self->poller);
 	for (i = 0; i < 2; i++)
 		if (self->veth[i][0])
@@ -1303,7 +1119,7 @@ TEST_F_TIMEOUT(netns, ifindex_elsewhere, 60)
 	struct if_nameindex *ifs, *it;
 	int candidates[16], ncand = 0, eth0 = (int)if_nametoindex("eth0");
 	struct report rep;
-	int sock, ret;
+	int sock;
 
 	/* The initial namespace's devices other than lo, eth0 first. */
 	if (eth0 > 0)
@@ -1317,18 +1133,14 @@ TEST_F_TIMEOUT(netns, ifindex_elsewhere, 60)
 	if (!ncand)
 		SKIP(return, "no device but lo in the initial namespace");
 
-	self->child = fork_child(&self->ctl, &sock);
-	ASSERT_LE(0, self->child);
-	if (!self->child) {
+	if (fork_child(_metadata, &self->child, &self->ctl, &sock)) {
 		struct pktring_req req;
 		char name[IF_NAMESIZE];
 		int i, fd;
 
 		memset(&rep, 0, sizeof(rep));
 		CHILD_CHECK(&rep, "unshare(CLONE_NEWNET)", !unshare(CLONE_NEWNET));
-		ret = lo_up();
-		errno = -ret;
-		CHILD_CHECK(&rep, "setting lo up", !ret);
+		CHILD_CALL(&rep, "setting lo up", lo_up());
 		/* The first candidate no device of this namespace has. */
 		for (i = 0; i < ncand; i++) {
 			if (!if_indextoname((unsigned int)candidates[i], name)) {
@@ -1350,13 +1162,11 @@ TEST_F_TIMEOUT(netns, ifindex_elsewhere, 60)
 		close(fd);
 		rep.done = true;
 out:
-		msg_send(sock, &rep, sizeof(rep), NULL, 0);
-		_exit(0);
+		report_exit(sock, &rep);
 	}
-	ret = report_recv(self->ctl, &rep);
-	ASSERT_EQ(0, ret) TH_LOG("child report: %s", errname(ret));
-	EXPECT_TRUE(child_end(&self->child));
-	ASSERT_TRUE(rep.done) TH_LOG("child failed: %s: %s", rep.why, strerror(rep.err));
+	report_take(_metadata, self->ctl, &self->child, &rep);
+	/* What it found means nothing unless it went through all its steps. */
+	ASSERT_TRUE(rep.done);
 	if (!rep.res[0])
 		SKIP(return, "every device index of the initial namespace exists in a new one");
 	if (rep.res[0] != eth0)
@@ -1367,6 +1177,38 @@ out:
 		       rep.res[0], errname(rep.res[1]));
 	EXPECT_EQ(0, rep.res[2]) TH_LOG("INGRESS on the new namespace's lo: %s",
 					errname(rep.res[2]));
+}
+
+/*
+ * The capture of self->r ended at t0 (with what: why): the poller asleep on
+ * it wakes with POLLERR within ms, and GET_INFO (into *info) reports err.
+ */
+static void expect_capture_end(struct __test_metadata *_metadata, FIXTURE_DATA(netns) *self,
+			       uint64_t t0, unsigned int ms, uint32_t err, const char *why,
+			       struct pktring_info *info)
+{
+	EXPECT_TRUE(poller_wait(&self->poller, ms))
+		TH_LOG("no POLLERR %u s after %s", ms / 1000, why);
+	poller_join(&self->poller);
+	EXPECT_EQ(1, self->poller.ret) TH_LOG("poll() returned %d (%s) after %llu ms",
+					      self->poller.ret, strerror(self->poller.err),
+					      (unsigned long long)(self->poller.done_ms - t0));
+	EXPECT_EQ(POLLERR, self->poller.revents);
+	if (self->poller.ret == 1)
+		diag("POLLERR %llu ms after %s", (unsigned long long)(self->poller.done_ms - t0),
+		     why);
+	ASSERT_EQ(0, ioctl(self->r.fd, PKTRING_IOC_GET_INFO, info));
+	EXPECT_EQ(err, info->error) TH_LOG("info.error %u (%s)", info->error,
+					   strerror((int)info->error));
+}
+
+/* Unmaps and closes r, expecting both to work. */
+static void expect_ring_close(struct __test_metadata *_metadata, struct ring *r)
+{
+	EXPECT_EQ(0, munmap(r->map, r->map_len));
+	r->map = MAP_FAILED;
+	EXPECT_EQ(0, close(r->fd));
+	r->fd = -1;
 }
 
 /*
@@ -1392,26 +1234,19 @@ static void netns_gone_test(struct __test_metadata *_metadata, FIXTURE_DATA(netn
 	char tok;
 
 	req_lo(&req, hook, PKTRING_FAMILY_BOTH, hook == PKTRING_HOOK_INGRESS ? LO_IFINDEX : 0);
-	self->child = fork_child(&self->ctl, &sock);
-	ASSERT_LE(0, self->child);
-	if (!self->child) {
+	if (fork_child(_metadata, &self->child, &self->ctl, &sock)) {
 		int ring = -1, idle = -1, sink = -1;
 		struct ring r;
 
 		ring_init(&r);
 		memset(&rep, 0, sizeof(rep));
 		CHILD_CHECK(&rep, "unshare(CLONE_NEWNET)", !unshare(CLONE_NEWNET));
-		ret = lo_up();
-		errno = -ret;
-		CHILD_CHECK(&rep, "setting lo up", !ret);
-		ret = ring_open(&r, O_RDWR, &req, PROT_READ);
-		errno = -ret;
-		CHILD_CHECK(&rep, "setting a ring up in the new namespace", !ret);
+		CHILD_CALL(&rep, "setting lo up", lo_up());
+		CHILD_CALL(&rep, "setting a ring up in the new namespace",
+			   ring_open(&r, O_RDWR, &req, PROT_READ));
 		idle = open(PKTRING_DEV, O_RDWR | O_CLOEXEC);
 		CHILD_CHECK(&rep, "opening a second file", idle >= 0);
-		sink = udp_sink(port);
-		errno = -sink;
-		CHILD_CHECK(&rep, "binding a UDP socket", sink >= 0);
+		sink = CHILD_CALL(&rep, "binding a UDP socket", udp_sink(port));
 		lo_rx_child(&rep, &r, sink, port, n);
 		ring = r.fd;
 		rep.done = true;
@@ -1451,21 +1286,8 @@ out:
 	t_exit = mono_ms();
 
 	/* Nothing holds the namespace now: it is dismantled from a work queue. */
-	EXPECT_TRUE(poller_wait(&self->poller, NETNS_GONE_MS))
-		TH_LOG("no POLLERR %u s after the namespace's last process exited",
-		       NETNS_GONE_MS / 1000);
-	poller_join(&self->poller);
-	EXPECT_EQ(1, self->poller.ret) TH_LOG("poll() returned %d (%s) after %llu ms",
-					      self->poller.ret, strerror(self->poller.err),
-					      (unsigned long long)(self->poller.done_ms - t_exit));
-	EXPECT_EQ(POLLERR, self->poller.revents);
-	if (self->poller.ret == 1)
-		diag("POLLERR %llu ms after the child exited",
-		     (unsigned long long)(self->poller.done_ms - t_exit));
-
-	ASSERT_EQ(0, ioctl(self->r.fd, PKTRING_IOC_GET_INFO, &info));
-	EXPECT_EQ((uint32_t)ENONET, info.error) TH_LOG("info.error %u (%s)", info.error,
-						       strerror((int)info.error));
+	expect_capture_end(_metadata, self, t_exit, NETNS_GONE_MS, ENONET,
+			   "the namespace's last process exited", &info);
 	EXPECT_EQ(self->r.info.mmap_size, info.mmap_size);
 	EXPECT_EQ(self->r.info.frame_nr, info.frame_nr);
 
@@ -1489,10 +1311,7 @@ out:
 	/* The namespace cannot be captured in any more. */
 	EXPECT_EQ(-ENONET, set_ring(self->idle, &req));
 
-	EXPECT_EQ(0, munmap(self->r.map, self->r.map_len));
-	self->r.map = MAP_FAILED;
-	EXPECT_EQ(0, close(self->r.fd));
-	self->r.fd = -1;
+	expect_ring_close(_metadata, &self->r);
 	EXPECT_EQ(0, close(self->idle));
 	self->idle = -1;
 }
@@ -1516,28 +1335,13 @@ static void check_netdown(struct __test_metadata *_metadata, FIXTURE_DATA(netns)
 	struct pollfd pfd = { .fd = self->r.fd, .events = POLLIN };
 	int ret;
 
-	EXPECT_TRUE(poller_wait(&self->poller, WAKE_MS))
-		TH_LOG("no POLLERR %u s after the device left", WAKE_MS / 1000);
-	poller_join(&self->poller);
-	EXPECT_EQ(1, self->poller.ret) TH_LOG("poll() returned %d (%s)", self->poller.ret,
-					      strerror(self->poller.err));
-	EXPECT_EQ(POLLERR, self->poller.revents);
-	if (self->poller.ret == 1)
-		diag("POLLERR %llu ms after the device left",
-		     (unsigned long long)(self->poller.done_ms - t0));
-
-	ASSERT_EQ(0, ioctl(self->r.fd, PKTRING_IOC_GET_INFO, &info));
-	EXPECT_EQ((uint32_t)ENETDOWN, info.error) TH_LOG("info.error %u (%s)", info.error,
-							 strerror((int)info.error));
+	expect_capture_end(_metadata, self, t0, WAKE_MS, ENETDOWN, "the device left", &info);
 	EXPECT_EQ(1, poll(&pfd, 1, 0));
 	EXPECT_EQ(POLLERR, pfd.revents);
 	ret = get_stats(&self->r, &st);
 	EXPECT_EQ(0, ret) TH_LOG("GET_STATS: %s", errname(ret));
 	EXPECT_EQ(0u, ring_count_user(&self->r));
-	EXPECT_EQ(0, munmap(self->r.map, self->r.map_len));
-	self->r.map = MAP_FAILED;
-	EXPECT_EQ(0, close(self->r.fd));
-	self->r.fd = -1;
+	expect_ring_close(_metadata, &self->r);
 }
 
 /* Sets up a veth pair and an INGRESS ring on its first end, with a poller asleep on it. */
@@ -1584,9 +1388,7 @@ TEST_F_TIMEOUT(netns, ingress_device_deleted, 90)
 
 	/* From a child that holds nothing of the ring, in case it blocks. */
 	t0 = mono_ms();
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
+	pid = fork_flushed();
 	ASSERT_LE(0, pid);
 	if (!pid) {
 		close(self->r.fd);
@@ -1622,9 +1424,7 @@ TEST_F_TIMEOUT(netns, ingress_device_moved, 120)
 		SKIP(return, "no veth devices here (%s)", errname(ifindex));
 	ASSERT_LT(0, ifindex) TH_LOG("%s", errname(ifindex));
 
-	self->child = fork_child(&self->ctl, &sock);
-	ASSERT_LE(0, self->child);
-	if (!self->child) {
+	if (fork_child(_metadata, &self->child, &self->ctl, &sock)) {
 		/* A namespace to move the device to, until the parent is done. */
 		close(self->r.fd);
 		if (unshare(CLONE_NEWNET))
@@ -1687,14 +1487,11 @@ FIXTURE_SETUP(early_poll)
 FIXTURE_TEARDOWN(early_poll)
 {
 	poller_join(&self->poller);
-	if (self->ep >= 0)
-		close(self->ep);
-	if (self->sink >= 0)
-		close(self->sink);
-	if (self->r.fd >= 0)
-		ring_destroy(&self->r);
-	else if (self->fd >= 0)
-		close(self->fd);
+	fd_close(&self->ep);
+	fd_close(&self->sink);
+	/* self->fd is self->r's once the ring is set up. */
+	ring_destroy(&self->r);
+	fd_close(&self->fd);
 }
 
 /*
@@ -1717,8 +1514,7 @@ static void early_setup_and_send(struct __test_metadata *_metadata,
 	self->fd = -1;
 	ASSERT_EQ(0, ring_attach(&self->r, fd, PROT_READ | PROT_WRITE));
 	*t_sent = mono_ms();
-	ASSERT_EQ(0, send_udp(port, TAG_PARENT, 0, n));
-	EXPECT_EQ(n, sink_drain(self->sink, n, TAG_PARENT, NULL, CHILD_MS));
+	parent_send(_metadata, self->sink, port, 0, n);
 }
 
 static void early_check_frames(struct __test_metadata *_metadata,
@@ -1742,86 +1538,92 @@ static void early_nothing_yet(struct __test_metadata *_metadata, int fd, int ep)
 		EXPECT_EQ(0, epoll_wait(ep, &ev, 1, 100));
 }
 
-/* A thread asleep in poll() before SET_RING wakes for the first frames. */
-TEST_F_TIMEOUT(early_poll, poll, 90)
-{
-	const uint16_t port = 47401;
-	uint64_t t_sent;
-
-	early_nothing_yet(_metadata, self->fd, -1);
-	ASSERT_TRUE(poller_start(&self->poller, self->fd, false, POLLIN, 30000))
-		TH_LOG("the poller did not sleep in poll() (returned %d, revents %#x)",
-		       self->poller.ret, self->poller.revents);
-	early_setup_and_send(_metadata, self, port, 3, &t_sent);
-	EXPECT_TRUE(poller_wait(&self->poller, WAKE_MS))
-		TH_LOG("poll() from before SET_RING still asleep %u s after the frames",
-		       WAKE_MS / 1000);
-	poller_join(&self->poller);
-	EXPECT_EQ(1, self->poller.ret) TH_LOG("poll() returned %d (%s) %lld ms after the frames",
-					      self->poller.ret, strerror(self->poller.err),
-					      (long long)(self->poller.done_ms - t_sent));
-	EXPECT_EQ(POLLIN, self->poller.revents);
-	EXPECT_GT(WAKE_MS, self->poller.done_ms - t_sent)
-		TH_LOG("woken %llu ms after the frames",
-		       (unsigned long long)(self->poller.done_ms - t_sent));
-	early_check_frames(_metadata, self, port, 3);
-}
-
-/* A thread asleep in epoll_wait() on a set the file joined before SET_RING wakes too. */
-TEST_F_TIMEOUT(early_poll, epoll, 90)
-{
-	const uint16_t port = 47402;
-	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = 7 };
-	uint64_t t_sent;
-
-	self->ep = epoll_create1(EPOLL_CLOEXEC);
-	ASSERT_LE(0, self->ep);
-	ASSERT_EQ(0, epoll_ctl(self->ep, EPOLL_CTL_ADD, self->fd, &ev));
-	early_nothing_yet(_metadata, self->fd, self->ep);
-	ASSERT_TRUE(poller_start(&self->poller, self->ep, true, 0, 30000))
-		TH_LOG("the poller did not sleep in epoll_wait() (returned %d)", self->poller.ret);
-	early_setup_and_send(_metadata, self, port, 3, &t_sent);
-	EXPECT_TRUE(poller_wait(&self->poller, WAKE_MS))
-		TH_LOG("epoll_wait() from before SET_RING still asleep %u s after the frames",
-		       WAKE_MS / 1000);
-	poller_join(&self->poller);
-	EXPECT_EQ(1, self->poller.ret) TH_LOG("epoll_wait() returned %d (%s)", self->poller.ret,
-					      strerror(self->poller.err));
-	EXPECT_TRUE(!!(self->poller.epevents & EPOLLIN))
-		TH_LOG("events %#x", self->poller.epevents);
-	EXPECT_GT(WAKE_MS, self->poller.done_ms - t_sent)
-		TH_LOG("woken %llu ms after the frames",
-		       (unsigned long long)(self->poller.done_ms - t_sent));
-	early_check_frames(_metadata, self, port, 3);
-}
+/* How early_wake_test() waits on the file it opened. */
+enum early_wait {
+	EARLY_POLL,		/* a thread asleep in poll() before SET_RING */
+	EARLY_EPOLL,		/* a thread asleep in epoll_wait() on a set the file joined */
+	EARLY_EPOLL_LATE,	/* the set the file joined waited on after the frames */
+};
 
 /*
- * The file joined an epoll set before SET_RING; the set is waited on only
- * after the frames came. epoll_wait() looks at its ready list, which only
- * the wake-up of the file's wait queue fills: it must report EPOLLIN at once.
+ * Waits on self->fd, or on an epoll set it joined, from before its ring is
+ * set up; then sets the ring up and sends three datagrams. The wait must
+ * end with the frames, soon.
  */
+static void early_wake_test(struct __test_metadata *_metadata, FIXTURE_DATA(early_poll) *self,
+			    uint16_t port, enum early_wait how)
+{
+	const unsigned int n = 3;
+	const bool use_epoll = how != EARLY_POLL;
+	const char *what = use_epoll ? "epoll_wait()" : "poll()";
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = 7 };
+	uint64_t t_sent, t0, waited;
+	int ret;
+
+	if (use_epoll) {
+		self->ep = epoll_create1(EPOLL_CLOEXEC);
+		ASSERT_LE(0, self->ep);
+		ASSERT_EQ(0, epoll_ctl(self->ep, EPOLL_CTL_ADD, self->fd, &ev));
+	}
+	early_nothing_yet(_metadata, self->fd, self->ep);
+
+	if (how == EARLY_EPOLL_LATE) {
+		/*
+		 * epoll_wait() looks at its ready list, which only the wake-up
+		 * of the file's wait queue fills: it must report EPOLLIN at once.
+		 */
+		early_setup_and_send(_metadata, self, port, n, &t_sent);
+		t0 = mono_ms();
+		memset(&ev, 0, sizeof(ev));
+		ret = epoll_wait(self->ep, &ev, 1, WAKE_MS);
+		waited = mono_ms() - t0;
+		EXPECT_EQ(1, ret) TH_LOG("epoll_wait() returned %d after %llu ms", ret,
+					 (unsigned long long)waited);
+		EXPECT_TRUE(!!(ev.events & EPOLLIN)) TH_LOG("events %#x", ev.events);
+		EXPECT_EQ(7u, ev.data.u32);
+		EXPECT_GT(1000u, waited) TH_LOG("epoll_wait() took %llu ms",
+						(unsigned long long)waited);
+		early_check_frames(_metadata, self, port, n);
+		return;
+	}
+
+	ASSERT_TRUE(poller_start(&self->poller, use_epoll ? self->ep : self->fd, use_epoll,
+				 use_epoll ? 0 : POLLIN, 30000))
+		TH_LOG("the poller did not sleep in %s (returned %d, revents %#x)", what,
+		       self->poller.ret, self->poller.revents);
+	early_setup_and_send(_metadata, self, port, n, &t_sent);
+	EXPECT_TRUE(poller_wait(&self->poller, WAKE_MS))
+		TH_LOG("%s from before SET_RING still asleep %u s after the frames", what,
+		       WAKE_MS / 1000);
+	poller_join(&self->poller);
+	waited = self->poller.done_ms - t_sent;
+	EXPECT_EQ(1, self->poller.ret) TH_LOG("%s returned %d (%s) %lld ms after the frames",
+					      what, self->poller.ret, strerror(self->poller.err),
+					      (long long)waited);
+	if (use_epoll) {
+		EXPECT_TRUE(!!(self->poller.epevents & EPOLLIN))
+			TH_LOG("events %#x", self->poller.epevents);
+	} else {
+		EXPECT_EQ(POLLIN, self->poller.revents);
+	}
+	EXPECT_GT(WAKE_MS, waited) TH_LOG("woken %llu ms after the frames",
+					  (unsigned long long)waited);
+	early_check_frames(_metadata, self, port, n);
+}
+
+TEST_F_TIMEOUT(early_poll, poll, 90)
+{
+	early_wake_test(_metadata, self, 47401, EARLY_POLL);
+}
+
+TEST_F_TIMEOUT(early_poll, epoll, 90)
+{
+	early_wake_test(_metadata, self, 47402, EARLY_EPOLL);
+}
+
 TEST_F_TIMEOUT(early_poll, epoll_late_wait, 90)
 {
-	const uint16_t port = 47403;
-	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = 7 };
-	uint64_t t_sent, t0;
-	int n;
-
-	self->ep = epoll_create1(EPOLL_CLOEXEC);
-	ASSERT_LE(0, self->ep);
-	ASSERT_EQ(0, epoll_ctl(self->ep, EPOLL_CTL_ADD, self->fd, &ev));
-	early_nothing_yet(_metadata, self->fd, self->ep);
-	early_setup_and_send(_metadata, self, port, 3, &t_sent);
-	t0 = mono_ms();
-	memset(&ev, 0, sizeof(ev));
-	n = epoll_wait(self->ep, &ev, 1, WAKE_MS);
-	EXPECT_EQ(1, n) TH_LOG("epoll_wait() returned %d after %llu ms", n,
-			       (unsigned long long)(mono_ms() - t0));
-	EXPECT_TRUE(!!(ev.events & EPOLLIN)) TH_LOG("events %#x", ev.events);
-	EXPECT_EQ(7u, ev.data.u32);
-	EXPECT_GT(1000u, mono_ms() - t0) TH_LOG("epoll_wait() took %llu ms",
-						(unsigned long long)(mono_ms() - t0));
-	early_check_frames(_metadata, self, port, 3);
+	early_wake_test(_metadata, self, 47403, EARLY_EPOLL_LATE);
 }
 
 /* ================================================================== */
@@ -1830,8 +1632,10 @@ TEST_F_TIMEOUT(early_poll, epoll_late_wait, 90)
 FIXTURE(rdonly) {
 	int fd;
 	int sink;
+	struct pktring_info info;	/* of the ring of fd */
 	void *map;
 	size_t map_len;
+	struct ring view;		/* of map, for the frame helpers */
 };
 
 FIXTURE_SETUP(rdonly)
@@ -1839,6 +1643,7 @@ FIXTURE_SETUP(rdonly)
 	self->fd = -1;
 	self->sink = -1;
 	self->map = MAP_FAILED;
+	ring_init(&self->view);
 	REQUIRE_DEVICE();
 }
 
@@ -1846,37 +1651,49 @@ FIXTURE_TEARDOWN(rdonly)
 {
 	if (self->map != MAP_FAILED)
 		munmap(self->map, self->map_len);
-	if (self->sink >= 0)
-		close(self->sink);
-	if (self->fd >= 0)
-		close(self->fd);
+	fd_close(&self->sink);
+	fd_close(&self->fd);
 }
 
-/* mmap() of the whole ring: 0 or -errno (the mapping in self->map if it worked). */
-static int rd_map(FIXTURE_DATA(rdonly) *self, size_t len, int prot, int flags)
+/*
+ * Opens the device with oflags as self->fd and sets req up (its geometry in
+ * self->info), and a udp_sink() on port.
+ */
+static void rd_setup(struct __test_metadata *_metadata, FIXTURE_DATA(rdonly) *self, int oflags,
+		     const struct pktring_req *req, uint16_t port)
 {
+	self->fd = open(PKTRING_DEV, oflags | O_CLOEXEC);
+	ASSERT_LE(0, self->fd);
+	ASSERT_EQ(0, set_ring(self->fd, req));
+	ASSERT_EQ(0, ioctl(self->fd, PKTRING_IOC_GET_INFO, &self->info));
+	self->sink = udp_sink(port);
+	ASSERT_LE(0, self->sink);
+}
+
+/*
+ * mmap() of the whole ring: 0 or -errno. The first mapping that works stays,
+ * as self->map and self->view (which borrows fd and map: never
+ * ring_destroy() it).
+ */
+static int rd_map(FIXTURE_DATA(rdonly) *self, int prot, int flags)
+{
+	size_t len = self->info.mmap_size;
 	void *p = mmap(NULL, len, prot, flags, self->fd, 0);
 
 	if (p == MAP_FAILED)
 		return -errno;
-	if (self->map == MAP_FAILED) {
-		self->map = p;
-		self->map_len = len;
-	} else {
+	if (self->map != MAP_FAILED) {
 		munmap(p, len);
+		return 0;
 	}
+	self->map = p;
+	self->map_len = len;
+	self->view.fd = self->fd;
+	self->view.info = self->info;
+	self->view.fpb = self->info.block_size / self->info.frame_size;
+	self->view.map = p;
+	self->view.map_len = len;
 	return 0;
-}
-
-/* A view of self's ring for the frame helpers (no file, no unmapping). */
-static void rd_ring(FIXTURE_DATA(rdonly) *self, const struct pktring_info *info, struct ring *r)
-{
-	ring_init(r);
-	r->fd = self->fd;	/* borrowed: never ring_destroy() it */
-	r->info = *info;
-	r->fpb = info->block_size / info->frame_size;
-	r->map = self->map;
-	r->map_len = self->map_len;
 }
 
 /*
@@ -1888,42 +1705,34 @@ static void rd_ring(FIXTURE_DATA(rdonly) *self, const struct pktring_info *info,
 TEST_F_TIMEOUT(rdonly, rdonly_file, 60)
 {
 	const uint16_t port = 47501;
+	struct ring *r = &self->view;
 	struct pktring_req req;
-	struct pktring_info info;
 	struct pktring_stats st;
 	struct pollfd pfd;
 	struct lo_count c;
-	struct ring r;
 	unsigned int i;
 
 	/* 8 frames. */
 	req_init(&req, 4096, 4, 2048);
 	req.hook = PKTRING_HOOK_PRE_ROUTING;
 	req.ifindex = LO_IFINDEX;
-	self->fd = open(PKTRING_DEV, O_RDONLY | O_CLOEXEC);
-	ASSERT_LE(0, self->fd);
-	ASSERT_EQ(0, set_ring(self->fd, &req));
-	ASSERT_EQ(0, ioctl(self->fd, PKTRING_IOC_GET_INFO, &info));
-	ASSERT_EQ(8u, info.frame_nr);
+	rd_setup(_metadata, self, O_RDONLY, &req, port);
+	ASSERT_EQ(8u, self->info.frame_nr);
 
-	EXPECT_EQ(-EACCES, rd_map(self, info.mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED));
-	EXPECT_EQ(-EINVAL, rd_map(self, info.mmap_size, PROT_READ, MAP_PRIVATE));
-	ASSERT_EQ(0, rd_map(self, info.mmap_size, PROT_READ, MAP_SHARED));
+	EXPECT_EQ(-EACCES, rd_map(self, PROT_READ | PROT_WRITE, MAP_SHARED));
+	EXPECT_EQ(-EINVAL, rd_map(self, PROT_READ, MAP_PRIVATE));
+	ASSERT_EQ(0, rd_map(self, PROT_READ, MAP_SHARED));
 	EXPECT_EQ(-1, mprotect(self->map, self->map_len, PROT_READ | PROT_WRITE));
 	EXPECT_EQ(EACCES, errno);
-	rd_ring(self, &info, &r);
 
-	self->sink = udp_sink(port);
-	ASSERT_LE(0, self->sink);
-	ASSERT_EQ(0, send_udp(port, TAG_PARENT, 0, 5));
-	EXPECT_EQ(5u, sink_drain(self->sink, 5, TAG_PARENT, NULL, CHILD_MS));
+	parent_send(_metadata, self->sink, port, 0, 5);
 	for (i = 0; i < 5; i++) {
-		uint32_t status = frame_status(ring_frame(&r, i));
+		uint32_t status = frame_status(ring_frame(r, i));
 
 		EXPECT_TRUE(!!(status & TP_STATUS_USER))
 			TH_LOG("frame %u: tp_status %#x", i, status);
 	}
-	count_lo(&r, port, &c);
+	count_lo(r, port, &c);
 	EXPECT_EQ(5u, c.tag[TAG_PARENT]) TH_LOG(LO_COUNT_FMT, LO_COUNT_ARGS(c));
 	EXPECT_EQ(5u, c.ready);
 	EXPECT_EQ(0u, c.bad_seq);
@@ -1932,12 +1741,11 @@ TEST_F_TIMEOUT(rdonly, rdonly_file, 60)
 	EXPECT_EQ(POLLIN, pfd.revents);
 
 	/* 7 more: 3 fill the ring, 4 are dropped. */
-	ASSERT_EQ(0, send_udp(port, TAG_PARENT, 5, 7));
-	EXPECT_EQ(7u, sink_drain(self->sink, 7, TAG_PARENT, NULL, CHILD_MS));
-	count_lo(&r, port, &c);
+	parent_send(_metadata, self->sink, port, 5, 7);
+	count_lo(r, port, &c);
 	EXPECT_EQ(8u, c.tag[TAG_PARENT]) TH_LOG(LO_COUNT_FMT, LO_COUNT_ARGS(c));
 	EXPECT_EQ(0u, c.bad_seq);
-	ASSERT_EQ(0, get_stats(&r, &st));
+	ASSERT_EQ(0, get_stats(r, &st));
 	EXPECT_EQ(12u, st.packets);
 	EXPECT_EQ(4u, st.drops);
 }
@@ -1947,25 +1755,16 @@ TEST_F_TIMEOUT(rdonly, rdwr_file_read_only_map, 60)
 {
 	const uint16_t port = 47502;
 	struct pktring_req req;
-	struct pktring_info info;
 	struct lo_count c;
-	struct ring r;
 
 	req_lo(&req, PKTRING_HOOK_PRE_ROUTING, PKTRING_FAMILY_IPV4, LO_IFINDEX);
-	self->fd = open(PKTRING_DEV, O_RDWR | O_CLOEXEC);
-	ASSERT_LE(0, self->fd);
-	ASSERT_EQ(0, set_ring(self->fd, &req));
-	ASSERT_EQ(0, ioctl(self->fd, PKTRING_IOC_GET_INFO, &info));
-	EXPECT_EQ(-EINVAL, rd_map(self, info.mmap_size, PROT_READ, MAP_PRIVATE));
-	EXPECT_EQ(-EINVAL, rd_map(self, info.mmap_size, PROT_READ | PROT_WRITE, MAP_PRIVATE));
-	ASSERT_EQ(0, rd_map(self, info.mmap_size, PROT_READ, MAP_SHARED));
-	rd_ring(self, &info, &r);
+	rd_setup(_metadata, self, O_RDWR, &req, port);
+	EXPECT_EQ(-EINVAL, rd_map(self, PROT_READ, MAP_PRIVATE));
+	EXPECT_EQ(-EINVAL, rd_map(self, PROT_READ | PROT_WRITE, MAP_PRIVATE));
+	ASSERT_EQ(0, rd_map(self, PROT_READ, MAP_SHARED));
 
-	self->sink = udp_sink(port);
-	ASSERT_LE(0, self->sink);
-	ASSERT_EQ(0, send_udp(port, TAG_PARENT, 0, 6));
-	EXPECT_EQ(6u, sink_drain(self->sink, 6, TAG_PARENT, NULL, CHILD_MS));
-	count_lo(&r, port, &c);
+	parent_send(_metadata, self->sink, port, 0, 6);
+	count_lo(&self->view, port, &c);
 	EXPECT_EQ(6u, c.tag[TAG_PARENT]) TH_LOG(LO_COUNT_FMT, LO_COUNT_ARGS(c));
 	EXPECT_EQ(6u, c.ready);
 	EXPECT_EQ(0u, c.bad_seq);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Helpers for the rust_pktring selftests (pktring_*_test.c): ring set-up and
- * frame access, the guest's traffic command, counters to wait on, and a frame
- * checker that knows exactly what the module writes.
+ * frame access, child processes, the guest's traffic command, counters to
+ * wait on, and a frame checker that knows exactly what the module writes.
+ * rtnetlink (veth pairs, deleting and moving links) is in pktring_netlink.h.
  *
  * Uses only rust_pktring_uapi.h, libc and Linux uapi headers (plus the
  * payload format of pktgen_payload.h, which is plain C, and gen/testnet.h,
@@ -86,6 +87,14 @@ static UNUSED void sleep_ms(unsigned int ms)
 
 	while (nanosleep(&ts, &ts) && errno == EINTR)
 		;
+}
+
+/* Closes *fd if it is open, and marks it closed. */
+static UNUSED void fd_close(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -206,6 +215,30 @@ static UNUSED long long wait_udp(long long base, long long n, unsigned int timeo
 }
 
 /* ------------------------------------------------------------------ */
+/* Child processes                                                     */
+
+/* fork(), with stdio flushed first so that the child does not repeat its buffers. */
+static UNUSED pid_t fork_flushed(void)
+{
+	fflush(stdout);
+	fflush(stderr);
+	return fork();
+}
+
+/* Waits up to ms for pid; returns true (and its status) if it ended. */
+static UNUSED bool wait_child(pid_t pid, unsigned int ms, int *status)
+{
+	uint64_t end = mono_ms() + ms;
+
+	do {
+		if (waitpid(pid, status, WNOHANG) == pid)
+			return true;
+		sleep_ms(10);
+	} while (mono_ms() < end);
+	return false;
+}
+
+/* ------------------------------------------------------------------ */
 /* Traffic from the host                                               */
 
 #define TRAFFIC_MAX_RUNNING	4
@@ -242,9 +275,7 @@ int traffic_start(struct traffic *t, const char *fmt, ...)
 	argv[argc] = NULL;
 	snprintf(t->log, sizeof(t->log), "/tmp/pktring-traffic.%d.%u.log", (int)getpid(), seq++);
 
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
+	pid = fork_flushed();
 	if (pid < 0)
 		return -errno;
 	if (!pid) {
@@ -382,6 +413,22 @@ static UNUSED void ring_init(struct ring *r)
 	r->map = MAP_FAILED;
 }
 
+/*
+ * Fills r from fd, a file with its ring set up (which r then owns), and maps
+ * the ring with prot. Returns 0 or -errno.
+ */
+static UNUSED int ring_attach(struct ring *r, int fd, int prot)
+{
+	ring_init(r);
+	r->fd = fd;
+	if (ioctl(fd, PKTRING_IOC_GET_INFO, &r->info))
+		return -errno;
+	r->fpb = r->info.block_size / r->info.frame_size;
+	r->map_len = r->info.mmap_size;
+	r->map = mmap(NULL, r->map_len, prot, MAP_SHARED, fd, 0);
+	return r->map == MAP_FAILED ? -errno : 0;
+}
+
 /* Opens the device, sets the ring up and maps it. Returns 0 or -errno. */
 static UNUSED int ring_create(struct ring *r, const struct pktring_req *req)
 {
@@ -394,13 +441,9 @@ static UNUSED int ring_create(struct ring *r, const struct pktring_req *req)
 	ret = set_ring(r->fd, req);
 	if (ret)
 		return ret;
-	if (ioctl(r->fd, PKTRING_IOC_GET_INFO, &r->info))
-		return -errno;
-	r->fpb = r->info.block_size / r->info.frame_size;
-	r->map_len = r->info.mmap_size;
-	r->map = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
-	if (r->map == MAP_FAILED)
-		return -errno;
+	ret = ring_attach(r, r->fd, PROT_READ | PROT_WRITE);
+	if (ret)
+		return ret;
 	r->scratch = malloc(r->info.frame_size);
 	return r->scratch ? 0 : -ENOMEM;
 }
@@ -413,6 +456,25 @@ static UNUSED void ring_destroy(struct ring *r)
 		close(r->fd);
 	free(r->scratch);
 	ring_init(r);
+}
+
+/* A fixture's rings r[0..n-1], none set up yet. */
+static UNUSED void rings_init(struct ring *r, unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		ring_init(&r[i]);
+}
+
+/* A fixture's teardown: the traffic a failed test left stops, the rings close. */
+static UNUSED void rings_teardown(struct ring *r, unsigned int n)
+{
+	unsigned int i;
+
+	traffic_kill_all();
+	for (i = 0; i < n; i++)
+		ring_destroy(&r[i]);
 }
 
 static inline size_t frame_offset(const struct ring *r, unsigned int i)

@@ -6,14 +6,12 @@
  *			1000 set-up cycles, several rings at once, deleting
  *			the device of an INGRESS ring
  *
- * One of the five programs of the module's kselftest suite; what they have
- * in common, and the order suite.sh runs them in, is in pktring_test_lib.h.
+ * One of the programs of the module's kselftest suite; what they have in
+ * common, and the order suite.sh runs them in, is in pktring_test_lib.h.
  */
 #include "pktring_test_lib.h"
+#include "pktring_netlink.h"
 
-#include <linux/if_link.h>
-#include <linux/netlink.h>
-#include <linux/rtnetlink.h>
 #include <sys/resource.h>
 
 /* ================================================================== */
@@ -25,20 +23,13 @@ FIXTURE(lifecycle) {
 
 FIXTURE_SETUP(lifecycle)
 {
-	unsigned int i;
-
-	for (i = 0; i < ARRAY_SIZE(self->r); i++)
-		ring_init(&self->r[i]);
+	rings_init(self->r, ARRAY_SIZE(self->r));
 	REQUIRE_DEVICE();
 }
 
 FIXTURE_TEARDOWN(lifecycle)
 {
-	unsigned int i;
-
-	traffic_kill_all();
-	for (i = 0; i < ARRAY_SIZE(self->r); i++)
-		ring_destroy(&self->r[i]);
+	rings_teardown(self->r, ARRAY_SIZE(self->r));
 }
 
 /* Waits (up to 10 s) for traffic to reach the guest's UDP. */
@@ -242,94 +233,6 @@ TEST_F_TIMEOUT(lifecycle, cycles, 900)
 	     (unsigned long long)(mono_ms() - t0));
 }
 
-/* rtnetlink, just enough to add a veth pair and delete a link. */
-static int rtnl_request(struct nlmsghdr *nh)
-{
-	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
-	char buf[4096];
-	int fd, ret = -EIO;
-	ssize_t len;
-
-	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-	if (fd < 0)
-		return -errno;
-	if (sendto(fd, nh, nh->nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		ret = -errno;
-	} else if ((len = recv(fd, buf, sizeof(buf), 0)) > 0) {
-		struct nlmsghdr *r = (struct nlmsghdr *)buf;
-
-		if (NLMSG_OK(r, (size_t)len) && r->nlmsg_type == NLMSG_ERROR)
-			ret = ((struct nlmsgerr *)NLMSG_DATA(r))->error;
-	}
-	close(fd);
-	return ret;
-}
-
-static struct rtattr *rta_add(struct nlmsghdr *nh, unsigned short type, const void *data,
-			      unsigned short len)
-{
-	struct rtattr *rta = (struct rtattr *)((char *)nh + NLMSG_ALIGN(nh->nlmsg_len));
-
-	rta->rta_type = type;
-	rta->rta_len = RTA_LENGTH(len);
-	if (len)
-		memcpy(RTA_DATA(rta), data, len);
-	nh->nlmsg_len = NLMSG_ALIGN(nh->nlmsg_len) + RTA_ALIGN(rta->rta_len);
-	return rta;
-}
-
-struct link_req {
-	struct nlmsghdr nh;
-	struct ifinfomsg ifi;
-	char attrs[512];
-};
-
-/* Adds a veth pair: name and a peer the kernel names. Returns 0 or -errno. */
-static int veth_add(const char *name)
-{
-	struct link_req req = {
-		.nh = {
-			.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg)),
-			.nlmsg_type = RTM_NEWLINK,
-			.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-		},
-	};
-	struct rtattr *info;
-
-	rta_add(&req.nh, IFLA_IFNAME, name, strlen(name) + 1);
-	info = rta_add(&req.nh, IFLA_LINKINFO, NULL, 0);
-	rta_add(&req.nh, IFLA_INFO_KIND, "veth", 4);
-	info->rta_len = (char *)&req + req.nh.nlmsg_len - (char *)info;
-	return rtnl_request(&req.nh);
-}
-
-static int link_del(int ifindex)
-{
-	struct link_req req = {
-		.nh = {
-			.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg)),
-			.nlmsg_type = RTM_DELLINK,
-			.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK,
-		},
-		.ifi = { .ifi_index = ifindex },
-	};
-
-	return rtnl_request(&req.nh);
-}
-
-/* Waits up to ms for pid; returns true (and its status) if it ended. */
-static bool wait_child(pid_t pid, unsigned int ms, int *status)
-{
-	uint64_t end = mono_ms() + ms;
-
-	do {
-		if (waitpid(pid, status, WNOHANG) == pid)
-			return true;
-		sleep_ms(20);
-	} while (mono_ms() < end);
-	return false;
-}
-
 /*
  * A device with an INGRESS ring on it is deleted. The deletion must not
  * wait for the ring to be closed: af_packet and nftables let go of a device
@@ -347,12 +250,8 @@ TEST_F_TIMEOUT(lifecycle, ingress_device_removed, 120)
 	int ifindex, ret, status = 0;
 	pid_t pid;
 
-	ret = veth_add(name);
-	if (ret == -EEXIST && if_nametoindex(name)) {
-		/* Left over from an earlier run. */
-		link_del((int)if_nametoindex(name));
-		ret = veth_add(name);
-	}
+	/* The kernel names the peer. */
+	ret = veth_fresh(name, NULL);
 	if (ret == -EOPNOTSUPP || ret == -EAFNOSUPPORT)
 		SKIP(return, "no veth devices here (%s)", errname(ret));
 	ASSERT_EQ(0, ret) TH_LOG("adding veth %s: %s", name, errname(ret));
@@ -368,9 +267,7 @@ TEST_F_TIMEOUT(lifecycle, ingress_device_removed, 120)
 	ASSERT_EQ(0, ret) TH_LOG("INGRESS ring on %s: %s", name, errname(ret));
 
 	/* Delete it from a child: with a leaked reference that blocks. */
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
+	pid = fork_flushed();
 	ASSERT_LE(0, pid);
 	if (!pid) {
 		/*

@@ -8,8 +8,8 @@
  * it again). PKTRING_MODULE is the module file it reloads (default
  * /lib/modules/rust_pktring.ko).
  *
- * One of the five programs of the module's kselftest suite; what they have
- * in common, and the order suite.sh runs them in, is in pktring_test_lib.h.
+ * One of the programs of the module's kselftest suite; what they have in
+ * common, and the order suite.sh runs them in, is in pktring_test_lib.h.
  */
 #include "pktring_test_lib.h"
 

@@ -6,8 +6,8 @@
  *			set-up twice, mmap rules, receive, snaplen, frame
  *			truncation, ring full, poll, epoll
  *
- * One of the five programs of the module's kselftest suite; what they have
- * in common, and the order suite.sh runs them in, is in pktring_test_lib.h.
+ * One of the programs of the module's kselftest suite; what they have in
+ * common, and the order suite.sh runs them in, is in pktring_test_lib.h.
  */
 #include "pktring_test_lib.h"
 

@@ -1,16 +1,19 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The kselftest-harness side of the rust_pktring selftests, shared by the
- * five test programs, one per fixture:
+ * test programs of the module's suite:
  *
  *	pktring_ring_test.c		ring
  *	pktring_validation_test.c	validation
  *	pktring_traffic_test.c		traffic
  *	pktring_lifecycle_test.c	lifecycle
+ *	pktring_access_test.c		privilege, isolation, netns, early_poll,
+ *					rdonly
  *	pktring_module_test.c		module
  *
- * selftests/guest/suite.sh runs them in that order: the module fixture
- * unloads and reloads the module, so it runs last.
+ * selftests/guest/suite.sh runs them in that order (pktring_locks_test, a
+ * plain program, between lifecycle and access): the module fixture unloads
+ * and reloads the module, so it runs last.
  *
  * Run in the qemu test guest (selftests/guest/run_tests.sh runs each test on
  * its own and watches the kernel log). Traffic comes from the host through

@@ -6,8 +6,8 @@
  *			too small for the packet, hostile consumer,
  *			libpcap-style reader (the producer race)
  *
- * One of the five programs of the module's kselftest suite; what they have
- * in common, and the order suite.sh runs them in, is in pktring_test_lib.h.
+ * One of the programs of the module's kselftest suite; what they have in
+ * common, and the order suite.sh runs them in, is in pktring_test_lib.h.
  */
 #include "pktring_test_lib.h"
 
@@ -22,21 +22,14 @@ FIXTURE(traffic) {
 
 FIXTURE_SETUP(traffic)
 {
-	unsigned int i;
-
-	for (i = 0; i < ARRAY_SIZE(self->r); i++)
-		ring_init(&self->r[i]);
+	rings_init(self->r, ARRAY_SIZE(self->r));
 	REQUIRE_DEVICE();
 	REQUIRE_TRAFFIC();
 }
 
 FIXTURE_TEARDOWN(traffic)
 {
-	unsigned int i;
-
-	traffic_kill_all();
-	for (i = 0; i < ARRAY_SIZE(self->r); i++)
-		ring_destroy(&self->r[i]);
+	rings_teardown(self->r, ARRAY_SIZE(self->r));
 }
 
 /* 4000 packets over 32 flows land on more than one CPU and RX queue. */
@@ -387,9 +380,7 @@ TEST_F_TIMEOUT(traffic, libpcap_reader, 900)
 
 	/* The host runs one request at a time: alternate the sizes. */
 	base = udp_rx_total();
-	fflush(stdout);
-	fflush(stderr);
-	sender = fork();
+	sender = fork_flushed();
 	ASSERT_LE(0, sender);
 	if (!sender) {
 		int rc = 0;

@@ -5,8 +5,8 @@
  *	validation	request matrix, largest ring, ioctl numbers, bad
  *			pointers, set-up racing mmap and close
  *
- * One of the five programs of the module's kselftest suite; what they have
- * in common, and the order suite.sh runs them in, is in pktring_test_lib.h.
+ * One of the programs of the module's kselftest suite; what they have in
+ * common, and the order suite.sh runs them in, is in pktring_test_lib.h.
  */
 #include "pktring_test_lib.h"
 
