@@ -8,7 +8,8 @@
 # PROGRAM	the test program, a path or a name found next to this script
 #		or in $PATH: one of the module's suite (pktring_ring_test,
 #		pktring_validation_test, pktring_traffic_test,
-#		pktring_lifecycle_test, pktring_module_test: guest/suite.sh
+#		pktring_lifecycle_test, pktring_locks_test, pktring_access_test,
+#		pktring_module_test: guest/suite.sh
 #		runs them in this order) or misc_ring_sample_test
 # --module	module to insmod first if it is not loaded (default for the
 #		pktring_*_test programs: $PKTRING_MODULE or
