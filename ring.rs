@@ -42,6 +42,8 @@ struct RingInner {
     owner_map: BitmapVec,
     /// Slots claimed and not released yet: the owner bits that are set.
     in_flight: usize,
+    /// The oldest slot in flight, while `in_flight > 0`.
+    oldest: usize,
     /// Readers were last told of the frames before this slot: a poller is ready while the frame
     /// before it belongs to user space. Without batching, the release frontier.
     announced: usize,
@@ -55,45 +57,52 @@ struct RingInner {
 impl RingInner {
     /// Returns the release frontier: the oldest slot claimed and not released yet, or the head
     /// when there is none. A consumer that has caught up waits there.
-    ///
-    /// Slots are claimed in ring order at the head, so the oldest one in flight is the first
-    /// owner bit found going round from the head.
-    #[cfg(not(pktring_test_no_owner_map))]
     fn frontier(&self) -> usize {
         if self.in_flight == 0 {
-            return self.head;
+            self.head
+        } else {
+            self.oldest
         }
-        self.owner_map
-            .next_bit(self.head)
-            .or_else(|| self.owner_map.next_bit(0))
-            .unwrap_or(self.head)
     }
 
-    /// Without the owner map nothing knows which slots are in flight: the head, as af_packet's
-    /// `poll()` has it.
-    #[cfg(pktring_test_no_owner_map)]
-    fn frontier(&self) -> usize {
-        self.head
+    /// Records that `slot`, the head, was claimed.
+    fn claimed(&mut self, slot: usize) {
+        if self.in_flight == 0 {
+            self.oldest = slot;
+        }
+        self.in_flight += 1;
     }
 
-    /// Called when `slot`, which was the oldest in flight if `oldest`, is released: returns the
-    /// new frontier and how many slots it moved by, or `None` if it did not move (an older slot
-    /// is still being filled, so the consumer cannot go on yet).
-    fn frontier_after_release(
-        &self,
-        slot: usize,
-        oldest: usize,
-        frame_nr: usize,
-    ) -> Option<(usize, usize)> {
+    /// Records that `slot`, whose owner bit is now clear, was released: returns the new release
+    /// frontier and how many slots it moved by, or `None` if it did not move (an older slot is
+    /// still being filled, so the consumer cannot go on yet).
+    ///
+    /// Slots are claimed in ring order at the head, so the next oldest in flight is the first
+    /// owner bit after `slot`; the slots in between were released out of order already, so the
+    /// search is short.
+    fn released(&mut self, slot: usize, frame_nr: usize) -> Option<(usize, usize)> {
+        self.in_flight -= 1;
         if cfg!(pktring_test_no_owner_map) {
+            // Without the owner map nothing knows which slots are in flight: the head, as
+            // af_packet's `poll()` has it.
             return Some((self.head, 1));
         }
-        if slot != oldest {
+        if slot != self.oldest {
             return None;
         }
-        let frontier = self.frontier();
+        let frontier = if self.in_flight == 0 {
+            self.head
+        } else {
+            let next = if slot + 1 == frame_nr { 0 } else { slot + 1 };
+            // Another slot is in flight, so there is a set bit to find.
+            self.owner_map
+                .next_bit(next)
+                .or_else(|| self.owner_map.next_bit(0))
+                .unwrap_or(self.head)
+        };
+        self.oldest = frontier;
         // It moved past `slot` at least: a distance of 0 is the whole ring.
-        let moved = match (frontier + frame_nr - oldest) % frame_nr {
+        let moved = match (frontier + frame_nr - slot) % frame_nr {
             0 => frame_nr,
             moved => moved,
         };
@@ -215,6 +224,7 @@ impl Ring {
             head: 0,
             owner_map,
             in_flight: 0,
+            oldest: 0,
             announced: 0,
             unannounced: 0,
             timer_set: false,
@@ -290,7 +300,7 @@ impl Ring {
         } else {
             slot + 1
         };
-        inner.in_flight += 1;
+        inner.claimed(slot);
         inner.stats.delivered += 1;
         let losing = if inner.stats.drops != 0 {
             bindings::TP_STATUS_LOSING
@@ -311,17 +321,13 @@ impl Ring {
     /// is set for the first frame readers are not woken for.
     fn release(&self, claim: Claim, status: u32, bh: &BhDisabled<'_>) -> bool {
         let mut inner = self.inner().lock_with_bh_disabled(bh);
-        let oldest = inner.frontier();
         // Release orders every write to the frame before the status that publishes it.
         // `offset` is a frame offset of our own layout, so the store cannot fail.
         let _ = self
             .buf
             .store_release_u32(claim.offset + hdr::STATUS, status);
         owner_map_release(&mut inner.owner_map, claim.slot);
-        inner.in_flight -= 1;
-        let Some((frontier, moved)) =
-            inner.frontier_after_release(claim.slot, oldest, self.layout.frame_nr)
-        else {
+        let Some((frontier, moved)) = inner.released(claim.slot, self.layout.frame_nr) else {
             return false;
         };
         let Some(batch) = &self.batch else {
