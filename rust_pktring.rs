@@ -12,7 +12,8 @@
 //! `rust_pktring_uapi.h` defines it. Each open file of `/dev/pktring` is one ring:
 //! `PKTRING_IOC_SET_RING` validates the geometry and capture selection, allocates the ring and
 //! starts capturing; `mmap()` of exactly `info.mmap_size` bytes at offset 0, shared, not
-//! executable, maps it; `poll()` reports `POLLIN | POLLRDNORM` when a frame is ready;
+//! executable, maps it; `poll()` reports `POLLIN | POLLRDNORM` when the consumer's next frame
+//! is ready (see "Readiness" below);
 //! `PKTRING_IOC_GET_STATS` returns and clears the counters. The capture stops, and the ring is
 //! freed, when the file is released: once it is closed and no longer mapped (a mapping holds a
 //! reference to its file).
@@ -90,10 +91,20 @@
 //! - *fill*, without the lock: the producer copies the packet and writes the header.
 //! - *release* (claimed -> owned by user space), under the ring lock again: `tp_status` is
 //!   stored with release ordering and the owner bit cleared, as one step; then pollers are
-//!   woken.
+//!   woken if the release frontier moved (see below).
 //! - *return* (owned by user space -> free): user space stores `TP_STATUS_KERNEL`, with
 //!   release ordering, when done with the frame. The kernel never trusts anything else it reads
 //!   back from the mapping.
+//!
+//! # Readiness
+//!
+//! The *release frontier* is the oldest slot claimed and not yet released, or the head when no
+//! slot is in flight. A consumer that has read everything waits there: the slots after it may be
+//! released already, but it takes frames in ring order. `poll()` reports readable while the frame
+//! before the frontier belongs to user space, and a release wakes pollers only when it moves the
+//! frontier. With batched wake-ups (`wake_frames`, `wake_usecs` in the request) the frontier is
+//! announced to pollers only once that many frames are ready, or by a timer `wake_usecs` after
+//! the first frame that was not announced, and `poll()` judges by the announced frontier.
 //!
 //! # Privilege and namespaces
 //!
@@ -113,14 +124,16 @@
 //!    swap the state: nothing is allocated, copied to or from user space, registered or
 //!    unregistered, and no RCU grace period is waited for under it;
 //! 3. the ring lock (`Ring::inner`, a BH-safe spinlock that the hook takes in softirq context on
-//!    any CPU): the claim and release of a slot, the counters;
-//! 4. the readers' wait queue lock (taken to wake pollers).
+//!    any CPU): the claim and release of a slot, the counters, the announced frontier;
+//! 4. the batch timer's hrtimer base lock (the timer is set and cancelled under 3; its handler
+//!    runs without it and takes 3), and the readers' wait queue lock (taken to wake pollers,
+//!    with 3 released).
 //!
 //! The RTNL lock is taken by hook registration and its drop, with none of the above held, and
-//! by the netdevice notifier that ends a capture, which only takes 4 under it. Set-up therefore
-//! builds the ring and registers its hook with no lock held and installs them under 2; the
-//! capture is dropped when the file is released, with no lock held either. User memory is only
-//! touched with none of 2-4 held, and nothing is allocated under them.
+//! by the netdevice notifier that ends a capture, which only takes the wait queue lock under
+//! it. Set-up therefore builds the ring and registers its hook with no lock held and installs
+//! them under 2; the capture is dropped when the file is released, with no lock held either.
+//! User memory is only touched with none of 2-4 held, and nothing is allocated under them.
 
 use kernel::bindings;
 use kernel::c_str;
