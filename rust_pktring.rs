@@ -193,8 +193,8 @@ struct Capture {
 }
 
 impl Capture {
-    /// Builds a ring for `req` and registers its hook in `net`. May sleep, takes the RTNL lock
-    /// (for an ingress hook), allocates up to `PKTRING_MAX_RING_BYTES`: call it with no lock held.
+    /// Builds a ring for `req` and registers its hook in `net`. May sleep, takes the RTNL lock,
+    /// allocates up to `PKTRING_MAX_RING_BYTES`: call it with no lock held.
     fn new(net: &Namespace, req: &RingRequest, readers: Arc<Readers>) -> Result<Arc<Self>> {
         let ring = Ring::new(req.layout(), req.selection(), req.batch(), readers)?;
         let hook = KBox::pin_init(
