@@ -13,11 +13,16 @@
  * consume and multi take: --geom a|b|c, --if IFNAME (eth0), --hook
  * pre|in|ingress (rust_pktring's; pre), --cpu N (pin the consumer), --mark ID
  * (tcgstat markers ID and ID + 1), --label NAME, --drain SECONDS (0.3: how
- * long nothing must arrive after CMD ended), --v3-snap (see ring_open()).
+ * long nothing must arrive after CMD ended), --v3-snap (see ring_open()),
+ * --wake-frames N and --wake-usecs U (pktring's batched wake-ups: poll()
+ * wakes once N frames are ready, 0 meaning a quarter of the ring, or U µs
+ * after the first frame it was not woken for; default 10000, V3's block
+ * timeout here).
  *
- * KIND is pktring (/dev/pktring, rust_pktring_uapi.h), tpv2 or tpv3 (an
- * AF_PACKET socket with a PACKET_RX_RING of that version) or none (no
- * capture: the baseline). All three rings get the same memory and see the
+ * KIND is pktring (/dev/pktring, rust_pktring_uapi.h; a wake-up per move of
+ * the release frontier), pktringb (the same with batched wake-ups), tpv2 or
+ * tpv3 (an AF_PACKET socket with a PACKET_RX_RING of that version) or none
+ * (no capture: the baseline). All three rings get the same memory and see the
  * same packets: IPv4 arriving on one interface (pktring: PRE_ROUTING with
  * that ifindex; af_packet: bound to ETH_P_IP on that interface, which only
  * sees received packets). Geometries:
@@ -30,7 +35,10 @@
  * (V3: every ready block), read its header and the first byte of the
  * packet, hand it back; poll(2) when nothing is ready. Each run prints one
  * line "@@BENCH key=value ..." with what it captured, the kernel's counters
- * (PKTRING_IOC_GET_STATS or PACKET_STATISTICS), and deltas of /proc/stat,
+ * (PKTRING_IOC_GET_STATS or PACKET_STATISTICS), the consumer's polls and
+ * wake-ups (woken: poll() calls that returned readable; nvcsw, nivcsw: the
+ * consumer thread's voluntary and involuntary context switches, a voluntary
+ * one being a sleep a wake-up ended), and deltas of /proc/stat,
  * /proc/net/snmp and the interface counters over the run.
  */
 #define _GNU_SOURCE
@@ -56,6 +64,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -264,6 +273,12 @@ struct ring {
 	uint64_t pkts, wire_bytes, cap_bytes, blocks, polls, touch;
 	/* poll() said readable, and yet the next frame (block) was not ready */
 	uint64_t spurious;
+	/* poll() calls that returned readable */
+	uint64_t woken;
+	/* the consumer thread's context switches over the run (getrusage RUSAGE_THREAD) */
+	uint64_t nvcsw, nivcsw;
+	/* rust_pktring's batched wake-ups (0: none) */
+	unsigned int wake_frames, wake_usecs;
 	double t_first, t_last;
 	/* the kernel's counters */
 	uint64_t k_packets, k_drops, k_freeze;
@@ -304,8 +319,14 @@ static enum kind kind_of(const char *name)
 	die("unknown ring kind '%s' (none, pktring, tpv2, tpv3)", name);
 }
 
+/* rust_pktring's batched wake-ups, as asked: frames (0: a quarter of the ring), microseconds. */
+struct wake {
+	bool on;
+	unsigned int frames, usecs;
+};
+
 static void ring_open(struct ring *r, enum kind kind, struct geom g, int ifindex, int hook,
-		      bool snap_filter)
+		      bool snap_filter, struct wake wake)
 {
 	memset(r, 0, sizeof(*r));
 	r->kind = kind;
@@ -327,6 +348,17 @@ static void ring_open(struct ring *r, enum kind kind, struct geom g, int ifindex
 			.family = PKTRING_FAMILY_IPV4, .hook = hook, .ifindex = ifindex,
 		};
 		struct pktring_info info;
+
+		if (wake.on) {
+			r->wake_frames = wake.frames ? wake.frames : r->frame_nr / 4;
+			if (r->wake_frames < 2)
+				r->wake_frames = 2;
+			r->wake_usecs = wake.usecs;
+			if (r->wake_usecs < 1 || r->wake_usecs > PKTRING_MAX_WAKE_USECS)
+				die("--wake-usecs %u: 1..%u", r->wake_usecs, PKTRING_MAX_WAKE_USECS);
+			req.wake_frames = r->wake_frames;
+			req.wake_usecs = r->wake_usecs;
+		}
 
 		r->fd = open("/dev/pktring", O_RDWR | O_CLOEXEC);
 		if (r->fd < 0)
@@ -470,12 +502,16 @@ static void print_ring(FILE *o, const struct ring *r)
 	double span = r->t_last - r->t_first;
 
 	fprintf(o, " kind=%s pkts=%llu wire_bytes=%llu cap_bytes=%llu span=%.3f pps=%.0f"
-		" k_packets=%llu k_drops=%llu k_freeze=%llu polls=%llu spurious=%llu blocks=%llu",
-		kind_names[r->kind], (unsigned long long)r->pkts, (unsigned long long)r->wire_bytes,
+		" k_packets=%llu k_drops=%llu k_freeze=%llu polls=%llu spurious=%llu blocks=%llu"
+		" woken=%llu nvcsw=%llu nivcsw=%llu wake_frames=%u wake_usecs=%u",
+		r->kind == K_PKTRING && r->wake_frames ? "pktringb" : kind_names[r->kind],
+		(unsigned long long)r->pkts, (unsigned long long)r->wire_bytes,
 		(unsigned long long)r->cap_bytes, span, span > 0 ? r->pkts / span : 0.0,
 		(unsigned long long)r->k_packets, (unsigned long long)r->k_drops,
 		(unsigned long long)r->k_freeze, (unsigned long long)r->polls,
-		(unsigned long long)r->spurious, (unsigned long long)r->blocks);
+		(unsigned long long)r->spurious, (unsigned long long)r->blocks,
+		(unsigned long long)r->woken, (unsigned long long)r->nvcsw,
+		(unsigned long long)r->nivcsw, r->wake_frames, r->wake_usecs);
 }
 
 /* ------------------------------------------------------------------ */
@@ -518,7 +554,10 @@ static void consume_loop(struct ring *r, double drain_s, volatile sig_atomic_t *
 {
 	double quiet_since = 0;
 	bool polled_ready = false;
+	struct rusage ru0, ru1;
 
+	/* This thread's own: the traffic command and the other consumers' threads apart. */
+	getrusage(RUSAGE_THREAD, &ru0);
 	for (;;) {
 		struct pollfd pfd = { .fd = r->fd, .events = POLLIN };
 
@@ -542,7 +581,11 @@ static void consume_loop(struct ring *r, double drain_s, volatile sig_atomic_t *
 		}
 		r->polls++;
 		polled_ready = poll(&pfd, 1, 50) > 0;
+		r->woken += polled_ready;
 	}
+	getrusage(RUSAGE_THREAD, &ru1);
+	r->nvcsw = ru1.ru_nvcsw - ru0.ru_nvcsw;
+	r->nivcsw = ru1.ru_nivcsw - ru0.ru_nivcsw;
 }
 
 struct opts {
@@ -551,7 +594,21 @@ struct opts {
 	int cpu;
 	double drain;
 	bool snap_filter;
+	struct wake wake;
 };
+
+/* A number for an option, or a clear error. */
+static unsigned long parse_ulong(const char *opt, const char *s, unsigned long max)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(s, &end, 0);
+	if (errno || end == s || *end || *s == '-' || v > max)
+		die("%s %s: a number from 0 to %lu expected", opt, s, max);
+	return v;
+}
 
 static int parse_common(struct opts *o, int argc, char **argv)
 {
@@ -564,12 +621,14 @@ static int parse_common(struct opts *o, int argc, char **argv)
 		{ "cpu", required_argument, NULL, 'c' },
 		{ "drain", required_argument, NULL, 'd' },
 		{ "v3-snap", no_argument, NULL, 's' },
+		{ "wake-frames", required_argument, NULL, 'F' },
+		{ "wake-usecs", required_argument, NULL, 'U' },
 		{ }
 	};
 	int c;
 
 	*o = (struct opts){ .label = "-", .ifname = "eth0", .geom = "a", .hook = "pre", .cpu = -1,
-			    .drain = 0.3 };
+			    .drain = 0.3, .wake = { .usecs = 10000 } };
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
 		switch (c) {
@@ -581,6 +640,14 @@ static int parse_common(struct opts *o, int argc, char **argv)
 		case 'c': o->cpu = atoi(optarg); break;
 		case 'd': o->drain = atof(optarg); break;
 		case 's': o->snap_filter = true; break;
+		case 'F':
+			o->wake.frames = parse_ulong("--wake-frames", optarg, UINT32_MAX);
+			o->wake.on = true;
+			break;
+		case 'U':
+			o->wake.usecs = parse_ulong("--wake-usecs", optarg, PKTRING_MAX_WAKE_USECS);
+			o->wake.on = true;
+			break;
 		default: die("bad option");
 		}
 	}
@@ -596,17 +663,24 @@ static int cmd_consume(int argc, char **argv)
 	struct ring r;
 	enum kind kind;
 	int ifindex, cmd, status = 0;
+	bool batched;
 	pid_t pid;
 
 	if (argc < 2)
-		die("usage: pktbench consume none|pktring|tpv2|tpv3 [opts] -- CMD...");
-	kind = kind_of(argv[1]);
+		die("usage: pktbench consume none|pktring|pktringb|tpv2|tpv3 [opts] -- CMD...");
+	batched = !strcmp(argv[1], "pktringb");
+	kind = batched ? K_PKTRING : kind_of(argv[1]);
 	cmd = parse_common(&o, argc - 1, argv + 1) + 1;
+	if (o.wake.on && kind != K_PKTRING)
+		die("--wake-frames and --wake-usecs are for pktring");
+	if (o.wake.on && o.wake.frames == 1)
+		die("--wake-frames 1: no batching; leave it out (or 0: a quarter of the ring)");
+	o.wake.on |= batched;
 	ifindex = if_nametoindex(o.ifname);
 	if (!ifindex)
 		die("no interface %s", o.ifname);
 	pin_to(o.cpu);
-	ring_open(&r, kind, geom_of(o.geom), ifindex, hook_of(o.hook), o.snap_filter);
+	ring_open(&r, kind, geom_of(o.geom), ifindex, hook_of(o.hook), o.snap_filter, o.wake);
 	ring_kstats(&r, false);
 
 	mark(o.mark);
@@ -655,7 +729,8 @@ static int cmd_multi(int argc, char **argv)
 		die("no interface %s", o.ifname);
 	pin_to(o.cpu);
 	for (i = 0; i < 3; i++) {
-		ring_open(&a[i].r, kinds[i], geom_of(o.geom), ifindex, hook_of(o.hook), o.snap_filter);
+		ring_open(&a[i].r, kinds[i], geom_of(o.geom), ifindex, hook_of(o.hook), o.snap_filter,
+			  (struct wake){ 0 });
 		ring_kstats(&a[i].r, false);
 		a[i].drain = o.drain;
 	}
