@@ -6,7 +6,9 @@
 #	bench-guest.sh [--seconds S] [--rounds N] [--quick] [--sections LIST]
 #
 # Every phase is one `pktbench consume KIND ... -- TRAFFIC` run that prints a
-# "@@BENCH ..." line. The consumers take the same traffic in turn, one at a
+# "@@BENCH ..." line. KIND pktring wakes the consumer per frontier move (the
+# module's default), pktringb asks for batched wake-ups (a quarter of the
+# ring's frames or 10 ms, as V3's blocks are handed over after 10 ms here). The consumers take the same traffic in turn, one at a
 # time, each alone on CPU 0: in turn rather than at once, so that each
 # phase's CPU and instruction counts belong to one consumer, and each sees
 # the whole producer path to itself, as it would in use. The RX interrupts go
@@ -68,7 +70,7 @@ each() { # name IF GEOMS [pktbench options] -- TRAFFIC...
 	shift 3
 	phase "$name-none" none a "$ifname" "$@"
 	for g in $geoms; do
-		for k in pktring tpv2 tpv3; do
+		for k in pktring pktringb tpv2 tpv3; do
 			phase "$name-$g-$k" "$k" "$g" "$ifname" "$@"
 		done
 	done
@@ -81,7 +83,7 @@ each2() { # as each
 	rgeoms=
 	for g in $geoms; do rgeoms="$g $rgeoms"; done
 	for g in $rgeoms; do
-		for k in tpv3 tpv2 pktring; do
+		for k in tpv3 tpv2 pktringb pktring; do
 			phase "$name-$g-$k" "$k" "$g" "$ifname" "$@"
 		done
 	done

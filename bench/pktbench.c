@@ -5,6 +5,11 @@
  *
  *   pktbench consume KIND [opts] -- CMD...	capture while CMD (the traffic) runs
  *   pktbench multi [opts] -- CMD...		pktring, tpv2 and tpv3 at once
+ *   pktbench capture [opts] -- CAPTURE... -- CMD...
+ *						a capture program (tcpdump, pktring
+ *						capture) on CMD's traffic: what it cost
+ *   pktbench pcapcount FILE...			the records in pcap files
+ *   pktbench sink [-p PORT] [-m MESSAGE]	a UDP port that takes datagrams, or nothing
  *   pktbench memcpy [-s SECONDS] [-t THREADS] [-m libc|movsb|sse2|movq]
  *   pktbench udpgen [opts]			in-guest UDP over loopback
  *   pktbench tcpgen [opts]			in-guest TCP over loopback
@@ -13,11 +18,16 @@
  * consume and multi take: --geom a|b|c, --if IFNAME (eth0), --hook
  * pre|in|ingress (rust_pktring's; pre), --cpu N (pin the consumer), --mark ID
  * (tcgstat markers ID and ID + 1), --label NAME, --drain SECONDS (0.3: how
- * long nothing must arrive after CMD ended), --v3-snap (see ring_open()).
+ * long nothing must arrive after CMD ended), --v3-snap (see ring_open()),
+ * --wake-frames N and --wake-usecs U (pktring's batched wake-ups: poll()
+ * wakes once N frames are ready, 0 meaning a quarter of the ring, or U µs
+ * after the first frame it was not woken for; default 10000, V3's block
+ * timeout here).
  *
- * KIND is pktring (/dev/pktring, rust_pktring_uapi.h), tpv2 or tpv3 (an
- * AF_PACKET socket with a PACKET_RX_RING of that version) or none (no
- * capture: the baseline). All three rings get the same memory and see the
+ * KIND is pktring (/dev/pktring, rust_pktring_uapi.h; a wake-up per move of
+ * the release frontier), pktringb (the same with batched wake-ups), tpv2 or
+ * tpv3 (an AF_PACKET socket with a PACKET_RX_RING of that version) or none
+ * (no capture: the baseline). All three rings get the same memory and see the
  * same packets: IPv4 arriving on one interface (pktring: PRE_ROUTING with
  * that ifindex; af_packet: bound to ETH_P_IP on that interface, which only
  * sees received packets). Geometries:
@@ -30,11 +40,15 @@
  * (V3: every ready block), read its header and the first byte of the
  * packet, hand it back; poll(2) when nothing is ready. Each run prints one
  * line "@@BENCH key=value ..." with what it captured, the kernel's counters
- * (PKTRING_IOC_GET_STATS or PACKET_STATISTICS), and deltas of /proc/stat,
+ * (PKTRING_IOC_GET_STATS or PACKET_STATISTICS), the consumer's polls and
+ * wake-ups (woken: poll() calls that returned readable; nvcsw, nivcsw: the
+ * consumer thread's voluntary and involuntary context switches, a voluntary
+ * one being a sleep a wake-up ended), and deltas of /proc/stat,
  * /proc/net/snmp and the interface counters over the run.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -56,6 +70,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -264,6 +279,12 @@ struct ring {
 	uint64_t pkts, wire_bytes, cap_bytes, blocks, polls, touch;
 	/* poll() said readable, and yet the next frame (block) was not ready */
 	uint64_t spurious;
+	/* poll() calls that returned readable */
+	uint64_t woken;
+	/* the consumer thread's context switches over the run (getrusage RUSAGE_THREAD) */
+	uint64_t nvcsw, nivcsw;
+	/* rust_pktring's batched wake-ups (0: none) */
+	unsigned int wake_frames, wake_usecs;
 	double t_first, t_last;
 	/* the kernel's counters */
 	uint64_t k_packets, k_drops, k_freeze;
@@ -304,8 +325,14 @@ static enum kind kind_of(const char *name)
 	die("unknown ring kind '%s' (none, pktring, tpv2, tpv3)", name);
 }
 
+/* rust_pktring's batched wake-ups, as asked: frames (0: a quarter of the ring), microseconds. */
+struct wake {
+	bool on;
+	unsigned int frames, usecs;
+};
+
 static void ring_open(struct ring *r, enum kind kind, struct geom g, int ifindex, int hook,
-		      bool snap_filter)
+		      bool snap_filter, struct wake wake)
 {
 	memset(r, 0, sizeof(*r));
 	r->kind = kind;
@@ -327,6 +354,17 @@ static void ring_open(struct ring *r, enum kind kind, struct geom g, int ifindex
 			.family = PKTRING_FAMILY_IPV4, .hook = hook, .ifindex = ifindex,
 		};
 		struct pktring_info info;
+
+		if (wake.on) {
+			r->wake_frames = wake.frames ? wake.frames : r->frame_nr / 4;
+			if (r->wake_frames < 2)
+				r->wake_frames = 2;
+			r->wake_usecs = wake.usecs;
+			if (r->wake_usecs < 1 || r->wake_usecs > PKTRING_MAX_WAKE_USECS)
+				die("--wake-usecs %u: 1..%u", r->wake_usecs, PKTRING_MAX_WAKE_USECS);
+			req.wake_frames = r->wake_frames;
+			req.wake_usecs = r->wake_usecs;
+		}
 
 		r->fd = open("/dev/pktring", O_RDWR | O_CLOEXEC);
 		if (r->fd < 0)
@@ -470,12 +508,16 @@ static void print_ring(FILE *o, const struct ring *r)
 	double span = r->t_last - r->t_first;
 
 	fprintf(o, " kind=%s pkts=%llu wire_bytes=%llu cap_bytes=%llu span=%.3f pps=%.0f"
-		" k_packets=%llu k_drops=%llu k_freeze=%llu polls=%llu spurious=%llu blocks=%llu",
-		kind_names[r->kind], (unsigned long long)r->pkts, (unsigned long long)r->wire_bytes,
+		" k_packets=%llu k_drops=%llu k_freeze=%llu polls=%llu spurious=%llu blocks=%llu"
+		" woken=%llu nvcsw=%llu nivcsw=%llu wake_frames=%u wake_usecs=%u",
+		r->kind == K_PKTRING && r->wake_frames ? "pktringb" : kind_names[r->kind],
+		(unsigned long long)r->pkts, (unsigned long long)r->wire_bytes,
 		(unsigned long long)r->cap_bytes, span, span > 0 ? r->pkts / span : 0.0,
 		(unsigned long long)r->k_packets, (unsigned long long)r->k_drops,
 		(unsigned long long)r->k_freeze, (unsigned long long)r->polls,
-		(unsigned long long)r->spurious, (unsigned long long)r->blocks);
+		(unsigned long long)r->spurious, (unsigned long long)r->blocks,
+		(unsigned long long)r->woken, (unsigned long long)r->nvcsw,
+		(unsigned long long)r->nivcsw, r->wake_frames, r->wake_usecs);
 }
 
 /* ------------------------------------------------------------------ */
@@ -518,7 +560,10 @@ static void consume_loop(struct ring *r, double drain_s, volatile sig_atomic_t *
 {
 	double quiet_since = 0;
 	bool polled_ready = false;
+	struct rusage ru0, ru1;
 
+	/* This thread's own: the traffic command and the other consumers' threads apart. */
+	getrusage(RUSAGE_THREAD, &ru0);
 	for (;;) {
 		struct pollfd pfd = { .fd = r->fd, .events = POLLIN };
 
@@ -542,7 +587,11 @@ static void consume_loop(struct ring *r, double drain_s, volatile sig_atomic_t *
 		}
 		r->polls++;
 		polled_ready = poll(&pfd, 1, 50) > 0;
+		r->woken += polled_ready;
 	}
+	getrusage(RUSAGE_THREAD, &ru1);
+	r->nvcsw = ru1.ru_nvcsw - ru0.ru_nvcsw;
+	r->nivcsw = ru1.ru_nivcsw - ru0.ru_nivcsw;
 }
 
 struct opts {
@@ -551,7 +600,21 @@ struct opts {
 	int cpu;
 	double drain;
 	bool snap_filter;
+	struct wake wake;
 };
+
+/* A number for an option, or a clear error. */
+static unsigned long parse_ulong(const char *opt, const char *s, unsigned long max)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(s, &end, 0);
+	if (errno || end == s || *end || *s == '-' || v > max)
+		die("%s %s: a number from 0 to %lu expected", opt, s, max);
+	return v;
+}
 
 static int parse_common(struct opts *o, int argc, char **argv)
 {
@@ -564,12 +627,14 @@ static int parse_common(struct opts *o, int argc, char **argv)
 		{ "cpu", required_argument, NULL, 'c' },
 		{ "drain", required_argument, NULL, 'd' },
 		{ "v3-snap", no_argument, NULL, 's' },
+		{ "wake-frames", required_argument, NULL, 'F' },
+		{ "wake-usecs", required_argument, NULL, 'U' },
 		{ }
 	};
 	int c;
 
 	*o = (struct opts){ .label = "-", .ifname = "eth0", .geom = "a", .hook = "pre", .cpu = -1,
-			    .drain = 0.3 };
+			    .drain = 0.3, .wake = { .usecs = 10000 } };
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
 		switch (c) {
@@ -581,6 +646,14 @@ static int parse_common(struct opts *o, int argc, char **argv)
 		case 'c': o->cpu = atoi(optarg); break;
 		case 'd': o->drain = atof(optarg); break;
 		case 's': o->snap_filter = true; break;
+		case 'F':
+			o->wake.frames = parse_ulong("--wake-frames", optarg, UINT32_MAX);
+			o->wake.on = true;
+			break;
+		case 'U':
+			o->wake.usecs = parse_ulong("--wake-usecs", optarg, PKTRING_MAX_WAKE_USECS);
+			o->wake.on = true;
+			break;
 		default: die("bad option");
 		}
 	}
@@ -596,17 +669,24 @@ static int cmd_consume(int argc, char **argv)
 	struct ring r;
 	enum kind kind;
 	int ifindex, cmd, status = 0;
+	bool batched;
 	pid_t pid;
 
 	if (argc < 2)
-		die("usage: pktbench consume none|pktring|tpv2|tpv3 [opts] -- CMD...");
-	kind = kind_of(argv[1]);
+		die("usage: pktbench consume none|pktring|pktringb|tpv2|tpv3 [opts] -- CMD...");
+	batched = !strcmp(argv[1], "pktringb");
+	kind = batched ? K_PKTRING : kind_of(argv[1]);
 	cmd = parse_common(&o, argc - 1, argv + 1) + 1;
+	if (o.wake.on && kind != K_PKTRING)
+		die("--wake-frames and --wake-usecs are for pktring");
+	if (o.wake.on && o.wake.frames == 1)
+		die("--wake-frames 1: no batching; leave it out (or 0: a quarter of the ring)");
+	o.wake.on |= batched;
 	ifindex = if_nametoindex(o.ifname);
 	if (!ifindex)
 		die("no interface %s", o.ifname);
 	pin_to(o.cpu);
-	ring_open(&r, kind, geom_of(o.geom), ifindex, hook_of(o.hook), o.snap_filter);
+	ring_open(&r, kind, geom_of(o.geom), ifindex, hook_of(o.hook), o.snap_filter, o.wake);
 	ring_kstats(&r, false);
 
 	mark(o.mark);
@@ -655,7 +735,8 @@ static int cmd_multi(int argc, char **argv)
 		die("no interface %s", o.ifname);
 	pin_to(o.cpu);
 	for (i = 0; i < 3; i++) {
-		ring_open(&a[i].r, kinds[i], geom_of(o.geom), ifindex, hook_of(o.hook), o.snap_filter);
+		ring_open(&a[i].r, kinds[i], geom_of(o.geom), ifindex, hook_of(o.hook), o.snap_filter,
+			  (struct wake){ 0 });
 		ring_kstats(&a[i].r, false);
 		a[i].drain = o.drain;
 	}
@@ -679,6 +760,430 @@ static int cmd_multi(int argc, char **argv)
 	}
 	fflush(stdout);
 	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* capture: a capture program (tcpdump, pktring capture) on traffic    */
+
+/* Lines a command printed, kept until the run is over (the console is slow under TCG). */
+struct lines {
+	char **v;
+	size_t n;
+	char part[4096];
+	size_t plen;
+	bool eof;
+};
+
+static void lines_add(struct lines *l, const char *s, size_t len)
+{
+	char *line = strndup(s, len);
+
+	l->v = realloc(l->v, (l->n + 1) * sizeof(*l->v));
+	if (!l->v || !line)
+		die("out of memory");
+	l->v[l->n++] = line;
+}
+
+/* Reads what fd has (non-blocking) into l; returns whether a line holds `needle`. */
+static bool lines_read(struct lines *l, int fd, const char *needle)
+{
+	char buf[4096];
+	bool found = false;
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		for (ssize_t i = 0; i < n; i++) {
+			if (buf[i] == '\n' || buf[i] == '\r' || l->plen == sizeof(l->part) - 1) {
+				if (l->plen) {
+					lines_add(l, l->part, l->plen);
+					l->part[l->plen] = 0;
+					found |= needle && strstr(l->part, needle);
+				}
+				l->plen = 0;
+				if (buf[i] == '\n' || buf[i] == '\r')
+					continue;
+			}
+			l->part[l->plen++] = buf[i];
+		}
+	}
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		if (l->plen) {
+			lines_add(l, l->part, l->plen);
+			l->part[l->plen] = 0;
+			found |= needle && strstr(l->part, needle);
+			l->plen = 0;
+		}
+		l->eof = true;
+	}
+	return found;
+}
+
+/* Waits up to `ms` for output on the pipes not at their end, and reads it. */
+static bool pipes_read(struct lines *a, int fa, struct lines *b, int fb, const char *needle, int ms)
+{
+	struct pollfd pfd[2] = { { .fd = a->eof ? -1 : fa, .events = POLLIN },
+				 { .fd = !b || b->eof ? -1 : fb, .events = POLLIN } };
+	bool found = false;
+
+	if (poll(pfd, 2, ms) < 0 && errno != EINTR)
+		die("poll: %s", strerror(errno));
+	if (pfd[0].revents)
+		found = lines_read(a, fa, needle);
+	if (pfd[1].revents)
+		lines_read(b, fb, NULL);
+	return found;
+}
+
+/* Forks CMD with stdout and stderr into a pipe (returned in *out), on `cpus` if not empty. */
+static pid_t spawn_piped(char **argv, const cpu_set_t *cpus, int *out)
+{
+	int p[2];
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC))
+		die("pipe: %s", strerror(errno));
+	pid = fork();
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid == 0) {
+		if (CPU_COUNT(cpus))
+			sched_setaffinity(0, sizeof(*cpus), cpus);
+		dup2(p[1], 1);
+		dup2(p[1], 2);
+		execvp(argv[0], argv);
+		fprintf(stderr, "pktbench: exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(p[1]);
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	*out = p[0];
+	return pid;
+}
+
+/* A process's context switches so far, all its threads: /proc/PID/task/x/status. */
+static long long ctxt_switches(pid_t pid, long long *vol, long long *invol)
+{
+	char path[64];
+	struct dirent *de;
+	DIR *d;
+
+	*vol = *invol = 0;
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((de = readdir(d))) {
+		char line[256], st[320];
+		FILE *f;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(st, sizeof(st), "/proc/%d/task/%s/status", (int)pid, de->d_name);
+		f = fopen(st, "r");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f)) {
+			long long v;
+
+			if (sscanf(line, "voluntary_ctxt_switches: %lld", &v) == 1)
+				*vol += v;
+			else if (sscanf(line, "nonvoluntary_ctxt_switches: %lld", &v) == 1)
+				*invol += v;
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return *vol + *invol;
+}
+
+static double tv_s(struct timeval tv)
+{
+	return tv.tv_sec + tv.tv_usec / 1e6;
+}
+
+/*
+ * Counts the records of a pcap file (either byte order, micro- or
+ * nanosecond magic); *whole is false if the file ends inside a record or
+ * has no valid header. Returns false if it cannot be read.
+ */
+static bool pcap_count(const char *path, uint64_t *pkts, uint64_t *bytes, uint64_t *size, bool *whole)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	const uint8_t *m;
+	uint64_t off = 24;
+	uint32_t magic;
+	bool swap;
+	off_t len;
+
+	*pkts = *bytes = *size = 0;
+	*whole = false;
+	if (fd < 0)
+		return false;
+	len = lseek(fd, 0, SEEK_END);
+	if (len < 24) {
+		close(fd);
+		*size = len > 0 ? len : 0;
+		return true;
+	}
+	*size = len;
+	m = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (m == MAP_FAILED)
+		return false;
+	memcpy(&magic, m, 4);
+	swap = magic == 0xd4c3b2a1u || magic == 0x4d3cb2a1u;
+	if (!swap && magic != 0xa1b2c3d4u && magic != 0xa1b23c4du) {
+		munmap((void *)m, len);
+		return true;
+	}
+	while (off + 16 <= (uint64_t)len) {
+		uint32_t incl;
+
+		memcpy(&incl, m + off + 8, 4);
+		if (swap)
+			incl = __builtin_bswap32(incl);
+		if (off + 16 + incl > (uint64_t)len)
+			break;
+		off += 16 + incl;
+		(*pkts)++;
+		*bytes += incl;
+	}
+	*whole = off == (uint64_t)len;
+	munmap((void *)m, len);
+	return true;
+}
+
+/*
+ * pktbench capture [--label L] [--mark ID] [--cpu N] [--if IFNAME] [--ready TEXT]
+ *		    [--drain SECONDS] [--pcap FILE] -- CAPTURE... -- TRAFFIC...
+ *
+ * Runs a capture program as it is used: CAPTURE pinned to --cpu, its output
+ * into a pipe. Once a line of it holds TEXT (it is capturing), takes the
+ * counters and marker ID and runs TRAFFIC on the other CPUs; --drain
+ * seconds (2) after TRAFFIC ended, sends CAPTURE SIGINT, waits for it
+ * (wait4(): its CPU time and context switches) and takes the counters and
+ * marker ID + 1. The CPU time and context switches are those from the
+ * moment it was ready to its exit: the capture's, not the program's
+ * start-up (tcpdump's dynamic linking). With --pcap, then counts FILE's
+ * records. Prints "@@CAP key=value ..." and each line either command
+ * printed as "@@CAPLOG <label> cap|traffic <line>".
+ */
+static int cmd_capture(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "label", required_argument, NULL, 'l' },
+		{ "mark", required_argument, NULL, 'm' },
+		{ "cpu", required_argument, NULL, 'c' },
+		{ "if", required_argument, NULL, 'i' },
+		{ "ready", required_argument, NULL, 'r' },
+		{ "drain", required_argument, NULL, 'd' },
+		{ "pcap", required_argument, NULL, 'w' },
+		{ }
+	};
+	const char *label = "-", *ifname = "eth0", *ready = NULL, *pcap = NULL;
+	unsigned int markid = 0;
+	double drain = 2, t, t_ready, t_traffic_end = 0, startup_s;
+	long long vol0, invol0;
+	int cpu = -1, c, cap_fd, tr_fd, cap_status = 0, tr_status = 0, i, ncpu;
+	char **cap_argv, **tr_argv;
+	struct lines cap = { 0 }, tr = { 0 };
+	struct timespec ts0;
+	struct rusage ru;
+	struct snap s0, s1;
+	cpu_set_t cap_cpus, other;
+	clockid_t clk;
+	pid_t cap_pid, tr_pid;
+	bool tr_done = false;
+	unsigned long long sent = 0;
+	uint64_t pkts = 0, bytes = 0, size = 0;
+	bool whole = false, counted = false;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'l': label = optarg; break;
+		case 'm': markid = parse_ulong("--mark", optarg, 0xffff); break;
+		case 'c': cpu = parse_ulong("--cpu", optarg, CPU_SETSIZE - 1); break;
+		case 'i': ifname = optarg; break;
+		case 'r': ready = optarg; break;
+		case 'd': drain = atof(optarg); break;
+		case 'w': pcap = optarg; break;
+		default: die("usage: pktbench capture [options] -- CAPTURE... -- TRAFFIC...");
+		}
+	}
+	if (!ready || !*ready)
+		die("capture: --ready TEXT is required (what the capture program prints once it captures)");
+	if (optind >= argc)
+		die("capture: no capture command after --");
+	cap_argv = argv + optind;
+	for (i = optind; i < argc && strcmp(argv[i], "--"); i++)
+		;
+	if (i >= argc - 1 || i == optind)
+		die("capture: CAPTURE... -- TRAFFIC... expected");
+	argv[i] = NULL;
+	tr_argv = argv + i + 1;
+
+	CPU_ZERO(&cap_cpus);
+	CPU_ZERO(&other);
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	if (cpu >= 0) {
+		if (cpu >= ncpu)
+			die("--cpu %d: this guest has %d CPUs", cpu, ncpu);
+		CPU_SET(cpu, &cap_cpus);
+		for (i = 0; i < ncpu; i++)
+			if (i != cpu)
+				CPU_SET(i, &other);
+		/* This process waits on the other CPUs, out of the capture's way. */
+		if (CPU_COUNT(&other))
+			sched_setaffinity(0, sizeof(other), &other);
+	}
+
+	cap_pid = spawn_piped(cap_argv, &cap_cpus, &cap_fd);
+	t = now();
+	for (;;) {
+		if (pipes_read(&cap, cap_fd, NULL, -1, ready, 200))
+			break;
+		if (cap.eof || waitpid(cap_pid, &cap_status, WNOHANG) == cap_pid) {
+			for (size_t k = 0; k < cap.n; k++)
+				fprintf(stderr, "%s: %s\n", cap_argv[0], cap.v[k]);
+			die("capture: %s ended before it printed '%s'", cap_argv[0], ready);
+		}
+		if (now() - t > 120) {
+			kill(cap_pid, SIGKILL);
+			die("capture: %s did not print '%s' within 120 s", cap_argv[0], ready);
+		}
+	}
+	/* What it has used so far is its start-up. */
+	if (clock_getcpuclockid(cap_pid, &clk) || clock_gettime(clk, &ts0))
+		die("the capture's CPU clock: %s", strerror(errno));
+	startup_s = ts0.tv_sec + ts0.tv_nsec / 1e9;
+	ctxt_switches(cap_pid, &vol0, &invol0);
+	mark(markid);
+	take_snap(&s0, ifname);
+	t_ready = s0.t;
+
+	tr_pid = spawn_piped(tr_argv, &other, &tr_fd);
+	while (!tr_done || now() < t_traffic_end + drain) {
+		pipes_read(&cap, cap_fd, &tr, tr_fd, NULL, 100);
+		if (!tr_done && waitpid(tr_pid, &tr_status, WNOHANG) == tr_pid) {
+			tr_done = true;
+			t_traffic_end = now();
+		}
+		if (waitpid(cap_pid, &cap_status, WNOHANG) == cap_pid)
+			die("capture: %s ended during the traffic (status %d)", cap_argv[0], cap_status);
+	}
+	while (!tr.eof)
+		pipes_read(&tr, tr_fd, NULL, -1, NULL, 100);
+
+	kill(cap_pid, SIGINT);
+	t = now();
+	for (;;) {
+		pid_t w;
+
+		pipes_read(&cap, cap_fd, NULL, -1, NULL, 50);
+		w = wait4(cap_pid, &cap_status, WNOHANG, &ru);
+		if (w == cap_pid)
+			break;
+		if (w < 0)
+			die("wait4: %s", strerror(errno));
+		if (now() - t > 60) {
+			kill(cap_pid, SIGKILL);
+			t = now();
+		}
+	}
+	while (!cap.eof)
+		pipes_read(&cap, cap_fd, NULL, -1, NULL, 50);
+	take_snap(&s1, ifname);
+	mark(markid + 1);
+
+	for (size_t k = 0; k < tr.n; k++)
+		if (sscanf(tr.v[k], "pktgen udp: sent %llu packets", &sent) == 1)
+			break;
+	if (pcap)
+		counted = pcap_count(pcap, &pkts, &bytes, &size, &whole);
+
+	for (size_t k = 0; k < cap.n; k++)
+		printf("@@CAPLOG %s cap %s\n", label, cap.v[k]);
+	for (size_t k = 0; k < tr.n; k++)
+		printf("@@CAPLOG %s traffic %s\n", label, tr.v[k]);
+	printf("@@CAP label=%s mode=capture if=%s mark=%u prog=%s sent=%llu traffic_secs=%.3f",
+	       label, ifname, markid, cap_argv[0], sent, t_traffic_end - t_ready);
+	printf(" cpu_s=%.6f user_s=%.6f sys_s=%.6f startup_s=%.6f nvcsw=%lld nivcsw=%lld",
+	       tv_s(ru.ru_utime) + tv_s(ru.ru_stime) - startup_s, tv_s(ru.ru_utime), tv_s(ru.ru_stime),
+	       startup_s, (long long)ru.ru_nvcsw - vol0, (long long)ru.ru_nivcsw - invol0);
+	if (pcap)
+		printf(" pcap_ok=%d pcap_pkts=%llu pcap_bytes=%llu pcap_size=%llu", counted && whole,
+		       (unsigned long long)pkts, (unsigned long long)bytes, (unsigned long long)size);
+	print_deltas(stdout, &s0, &s1);
+	printf(" cap_rc=%d traffic_rc=%d\n",
+	       WIFEXITED(cap_status) ? WEXITSTATUS(cap_status) : 128 + WTERMSIG(cap_status),
+	       WIFEXITED(tr_status) ? WEXITSTATUS(tr_status) : 128 + WTERMSIG(tr_status));
+	fflush(stdout);
+	return 0;
+}
+
+/* pktbench pcapcount FILE...: the records in each pcap file, and whether it is whole. */
+static int cmd_pcapcount(int argc, char **argv)
+{
+	int rc = 0;
+
+	if (argc < 2)
+		die("usage: pktbench pcapcount FILE...");
+	for (int i = 1; i < argc; i++) {
+		uint64_t pkts, bytes, size;
+		bool whole;
+
+		if (!pcap_count(argv[i], &pkts, &bytes, &size, &whole)) {
+			fprintf(stderr, "pktbench: %s: %s\n", argv[i], strerror(errno));
+			rc = 1;
+			continue;
+		}
+		printf("%s: %llu packets, %llu captured bytes, %llu bytes%s\n", argv[i],
+		       (unsigned long long)pkts, (unsigned long long)bytes, (unsigned long long)size,
+		       whole ? "" : " (not a whole pcap file)");
+		rc |= !whole;
+	}
+	return rc;
+}
+
+static void on_stop(int sig)
+{
+	_exit(0);
+}
+
+/*
+ * pktbench sink [-p PORT] [-m MESSAGE]: a UDP socket bound to PORT that is
+ * never read, so that datagrams to it are taken (and dropped once its small
+ * buffer is full) instead of answered with ICMP port unreachable; without
+ * -p, nothing. Prints MESSAGE on stderr once set up, then waits for
+ * SIGINT or SIGTERM.
+ */
+static int cmd_sink(int argc, char **argv)
+{
+	const char *msg = NULL;
+	int port = 0, c, rcvbuf = 1;
+
+	while ((c = getopt(argc, argv, "p:m:")) != -1) {
+		switch (c) {
+		case 'p': port = parse_ulong("-p", optarg, 65535); break;
+		case 'm': msg = optarg; break;
+		default: die("usage: pktbench sink [-p PORT] [-m MESSAGE]");
+		}
+	}
+	signal(SIGINT, on_stop);
+	signal(SIGTERM, on_stop);
+	if (port) {
+		struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons(port) };
+		int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+		if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)))
+			die("sink on UDP port %d: %s", port, strerror(errno));
+	}
+	if (msg)
+		fprintf(stderr, "%s\n", msg);
+	for (;;)
+		pause();
 }
 
 /* ------------------------------------------------------------------ */
@@ -1039,13 +1544,19 @@ int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 2)
-		die("usage: pktbench consume|multi|memcpy|udpgen|tcpgen|mark ... (see the top of pktbench.c)");
+		die("usage: pktbench consume|multi|capture|pcapcount|sink|memcpy|udpgen|tcpgen|mark ... (see the top of pktbench.c)");
 	if (!strcmp(argv[1], "consume"))
 		return cmd_consume(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "multi"))
 		return cmd_multi(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "memcpy"))
 		return cmd_memcpy(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "capture"))
+		return cmd_capture(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "pcapcount"))
+		return cmd_pcapcount(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "sink"))
+		return cmd_sink(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "udpgen"))
 		return cmd_udpgen(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "tcpgen"))

@@ -15,6 +15,9 @@
  * fd00:198:18::/48, which only exist inside the namespace: a fixed rule, not
  * the guest's addresses, which testnet.env gives (and keeps inside them).
  *
+ * --rate is packets per second (0, the default: flat out; at most 1e8),
+ * --duration seconds (at most a day).
+ *
  * Without --duration a run is bounded by a safety limit (120 s): reaching it
  * is an error. With --duration, reaching it is a normal end.
  *
@@ -46,6 +49,8 @@
 #define CONNECT_RETRY_SEC	15.0	/* the guest sink may still be starting */
 #define MAX_FLOWS		4096
 #define TCP_CHUNK		(256 * 1024)
+#define MAX_DURATION_SEC	86400.0
+#define MAX_RATE		100e6	/* packets per second; far above what one socket sends */
 
 struct opts {
 	const char *mode;
@@ -131,15 +136,20 @@ static uint64_t parse_u64(const char *opt, const char *s, uint64_t max, bool suf
 	return v * mul;
 }
 
-static double parse_double(const char *opt, const char *s)
+/*
+ * A non-negative decimal number up to max: --duration in seconds (up to a
+ * day), --rate in packets per second (up to MAX_RATE). Not "inf", "nan" or
+ * hexadecimal, which strtod() would take.
+ */
+static double parse_double(const char *opt, const char *s, double max)
 {
 	char *end;
 	double v;
 
 	errno = 0;
 	v = strtod(s, &end);
-	if (errno || end == s || *end || !(v >= 0) || v > 86400)
-		usage_err("%s: bad number '%s'", opt, s);
+	if (errno || end == s || *end || strpbrk(s, "xXnNiI") || !(v >= 0) || v > max)
+		usage_err("%s: bad number '%s' (0..%.0f)", opt, s, max);
 	return v;
 }
 
@@ -216,8 +226,8 @@ static void parse_opts(struct opts *o, int argc, char **argv)
 		case O_FLOWS: o->flows = parse_u64("--flows", optarg, MAX_FLOWS, false); break;
 		case O_COUNT: o->count = parse_u64("--count", optarg, UINT64_MAX, true); count_set = true; break;
 		case O_SIZE: o->size = parse_u64("--size", optarg, 65507, false); break;
-		case O_RATE: o->rate = parse_double("--rate", optarg); break;
-		case O_DURATION: o->duration = parse_double("--duration", optarg); break;
+		case O_RATE: o->rate = parse_double("--rate", optarg, MAX_RATE); break;
+		case O_DURATION: o->duration = parse_double("--duration", optarg, MAX_DURATION_SEC); break;
 		case O_BYTES: o->bytes = parse_u64("--bytes", optarg, UINT64_MAX, true); bytes_set = true; break;
 		case O_SPORT: o->sport = parse_u64("--sport", optarg, 65535, false); break;
 		case O_FLOW_BASE: o->flow_base = parse_u64("--flow-base", optarg, UINT32_MAX, false); break;
