@@ -14,7 +14,7 @@
 //!
 //! `claim()` and `release()` each run under the ring lock; the copy in between does not.
 
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use kernel::bindings;
 use kernel::bitmap::BitmapVec;
 use kernel::mm::user_shared::UserSharedBuffer;
@@ -142,6 +142,9 @@ pub(crate) struct Readers {
     queue: PollWaitQueue,
     /// The errno that ended the capture for good; 0 while it runs. Set at most once.
     error: AtomicU32,
+    /// A wake-up was sent and no poller has looked since: the next one to look sees every frame
+    /// released meanwhile, so those releases need not wake anyone again. `poll()` clears it.
+    woken: AtomicBool,
 }
 
 impl Readers {
@@ -151,6 +154,7 @@ impl Readers {
             pin_init!(Self {
                 queue <- new_poll_wait_queue!("pktring_readers"),
                 error: AtomicU32::new(0),
+                woken: AtomicBool::new(false),
             }),
             GFP_KERNEL,
         )
@@ -169,9 +173,25 @@ impl Readers {
         self.error.load(Ordering::Acquire)
     }
 
-    /// Wakes the pollers: frames are ready.
+    /// Wakes the pollers: frames are ready. Only the first of the wake-ups between two looks of
+    /// a poller is sent; the others would only find it awake already.
+    ///
+    /// No wake-up is lost: a poller registers on the queue, then clears `woken` ([`polled`]),
+    /// then looks at the ring. If this swap comes after that store in their (sequentially
+    /// consistent) order, it reads `false`, and the poller's registration is visible to the
+    /// queue check that follows. If it comes before, the release that made the frame ready
+    /// happens before the poller takes the ring lock to look, so it sees the frame.
+    ///
+    /// [`polled`]: Readers::polled
     fn wake(&self) {
-        self.queue.notify_if_waiting(events::IN | events::RDNORM);
+        if !self.woken.swap(true, Ordering::SeqCst) {
+            self.queue.notify_if_waiting(events::IN | events::RDNORM);
+        }
+    }
+
+    /// Called by `poll()` after it registered on the queue and before it looks at the ring.
+    pub(crate) fn polled(&self) {
+        self.woken.store(false, Ordering::SeqCst);
     }
 
     /// Ends the capture with `errno` (the first reason sticks) and wakes every poller: with

@@ -342,6 +342,7 @@ impl MiscDevice for RingFile {
     fn poll<'a>(device: Pin<&'a RingFile>, file: &File, table: &PollTable<'a>) -> Result<u32> {
         // Registered whether or not there is a ring yet: set-up does not wake, frames do.
         table.register_wait(file, device.get_ref().readers.queue());
+        device.readers.polled();
         let mut mask = 0;
         if let Ok(capture) = device.capture() {
             if capture.ring.readable() {
