@@ -118,7 +118,8 @@ struct pktring_req {
  * @frame_nr:	as requested
  * @hdr_len:	sizeof(struct pktring_frame)
  * @sll_offset:	offset of the struct sockaddr_ll in a frame
- * @snaplen:	the effective snaplen
+ * @snaplen:	the effective snaplen: the requested one (0: PKTRING_MAX_SNAPLEN),
+ *		at most what a frame can hold (frame_size - TPACKET2_HDRLEN)
  * @error:	0 while the ring captures. Once capture has ended for good, the
  *		reason: ENETDOWN when the device of a PKTRING_HOOK_INGRESS ring
  *		was deleted or moved to another network namespace, ENONET when

@@ -423,10 +423,12 @@ fn check_geometry(
         frame_size: frame_size as usize,
         frame_nr: frame_nr as usize,
         frames_per_block,
-        snaplen: match snaplen {
+        // The most a frame holds, whatever the link header: what `info.snaplen` reports.
+        snaplen: (match snaplen {
             0 => PKTRING_MAX_SNAPLEN,
             snaplen => snaplen,
-        } as usize,
+        } as usize)
+            .min(frame_size as usize - TPACKET2_HDRLEN),
     })
 }
 

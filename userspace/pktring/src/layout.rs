@@ -120,7 +120,8 @@ impl Layout {
                 PKTRING_MAX_SNAPLEN
             } else {
                 snaplen
-            },
+            }
+            .min(geometry.frame_size - TPACKET2_HDRLEN),
             error: 0,
             reserved: [0; 4],
         })
@@ -247,7 +248,8 @@ mod tests {
         let offsets: Vec<_> = (0..4).map(|slot| layout.frame_offset(slot)).collect();
         assert_eq!(offsets, [0, 1536, 4096, 4096 + 1536]);
         assert_eq!(layout.next_slot(3), 0);
-        assert_eq!(layout.info().snaplen, PKTRING_MAX_SNAPLEN);
+        // The most a 1536-byte frame holds.
+        assert_eq!(layout.info().snaplen, 1536 - TPACKET2_HDRLEN);
         assert_eq!(layout.info().sll_offset, 32);
     }
 
