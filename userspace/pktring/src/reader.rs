@@ -167,6 +167,10 @@ impl<'m> RingReader<'m> {
         timeout: Option<Duration>,
         mut wait: impl FnMut(Option<Duration>) -> io::Result<bool>,
     ) -> Result<Option<Frame<'_>>, Error> {
+        if self.is_ready() {
+            // The common case under load: no clock, no system call.
+            return Ok(self.try_next()?);
+        }
         let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
         let mut spurious = 0;
         while !self.is_ready() {
