@@ -58,11 +58,31 @@ impl RingInner {
     /// Returns the release frontier: the oldest slot claimed and not released yet, or the head
     /// when there is none. A consumer that has caught up waits there.
     fn frontier(&self) -> usize {
-        if self.in_flight == 0 {
+        if self.in_flight == 0 || cfg!(pktring_test_no_owner_map) {
+            // Without the owner map nothing knows which slots are in flight: the head, as
+            // af_packet's `poll()` has it.
             self.head
         } else {
             self.oldest
         }
+    }
+
+    /// Returns `true` if every slot was claimed since readers were last told of the frontier:
+    /// the frame before `announced` is then a lap ahead of the consumer, which has read up to
+    /// `announced` (else the slot could not have been claimed again) and waits there.
+    fn lapped(&self, frame_nr: usize) -> bool {
+        if cfg!(pktring_test_no_owner_map) {
+            return false;
+        }
+        let in_flight_span = match self.in_flight {
+            0 => 0,
+            _ => match (self.head + frame_nr - self.oldest) % frame_nr {
+                // Head and oldest on the same slot: the whole ring is in flight.
+                0 => frame_nr,
+                span => span,
+            },
+        };
+        self.unannounced + in_flight_span >= frame_nr
     }
 
     /// Records that `slot`, the head, was claimed.
@@ -83,8 +103,6 @@ impl RingInner {
     fn released(&mut self, slot: usize, frame_nr: usize) -> Option<(usize, usize)> {
         self.in_flight -= 1;
         if cfg!(pktring_test_no_owner_map) {
-            // Without the owner map nothing knows which slots are in flight: the head, as
-            // af_packet's `poll()` has it.
             return Some((self.head, 1));
         }
         if slot != self.oldest {
@@ -191,7 +209,9 @@ impl Readers {
 
     /// Called by `poll()` after it registered on the queue and before it looks at the ring.
     pub(crate) fn polled(&self) {
-        self.woken.store(false, Ordering::SeqCst);
+        // A swap rather than a store: the read half orders this poller's look after the
+        // wake-up it clears (the loom model checks both).
+        self.woken.swap(false, Ordering::SeqCst);
     }
 
     /// Ends the capture with `errno` (the first reason sticks) and wakes every poller: with
@@ -286,9 +306,16 @@ impl Ring {
     /// Returns `true` if the frame before the one readers were last told of belongs to user
     /// space: the consumer has not read up to there yet. Without batching that is the release
     /// frontier, so a consumer whose next frame is still being filled is not told to read it.
-    /// Process context.
+    /// When every slot was claimed since readers were told, that frame is a lap ahead of the
+    /// consumer, which waits at the announced frontier: not readable (the loom model found the
+    /// full ring that needs this). Process context.
     pub(crate) fn readable(&self) -> bool {
-        let announced = self.inner().lock().announced;
+        let inner = self.inner().lock();
+        if inner.lapped(self.layout.frame_nr) {
+            return false;
+        }
+        let announced = inner.announced;
+        drop(inner);
         let prev = announced.checked_sub(1).unwrap_or(self.layout.frame_nr - 1);
         let status = self
             .buf
