@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crate::frame::{Packet, Payload};
 use crate::ghost::{Checks, Event, Ghost, Invariant, Trace, LOOM_DATA_RACE, LOOM_DEADLOCK};
-use crate::ring::{Batch, Claiming, Ring, TP_STATUS_KERNEL};
+use crate::ring::{Announcing, Batch, Claiming, Ring, TP_STATUS_KERNEL};
 use crate::user::{Consumer, Reader};
 use crate::wait::{PollWait, Readers};
 
@@ -44,6 +44,8 @@ pub enum Waiting {
 pub struct Config {
     /// How producers claim a slot.
     pub claiming: Claiming,
+    /// What `poll()` reports and whom the producers wake.
+    pub announcing: Announcing,
     /// Batched wake-ups, if any.
     pub batch: Option<Batch>,
     /// What the frames' words are made of.
@@ -174,6 +176,7 @@ impl Config {
         };
         let ring = Arc::new(Ring::new(
             self.claiming,
+            self.announcing,
             self.batch,
             self.payload,
             self.slots,

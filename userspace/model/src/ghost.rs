@@ -398,13 +398,20 @@ impl Ghost {
     /// Readers are told of the frames before `frontier`, with `in_flight` slots claimed and not
     /// released, under the ring lock.
     pub(crate) fn announce(&self, frontier: usize, in_flight: usize) {
+        self.frontier_moved(frontier, in_flight);
+        self.record(Event::Announced { frontier });
+    }
+
+    /// The release frontier is `frontier`, with `in_flight` slots claimed and not released,
+    /// under the ring lock: what the ghost takes readers to know of with
+    /// [`Announcing::Head`](crate::Announcing::Head), which tells them nothing in particular.
+    pub(crate) fn frontier_moved(&self, frontier: usize, in_flight: usize) {
         let claim = if in_flight == 0 {
             self.claims.load(SeqCst)
         } else {
             self.claim_of[frontier].load(SeqCst)
         };
         self.announced.store(claim, SeqCst);
-        self.record(Event::Announced { frontier });
     }
 
     /// Returns the first frame readers were not told of, in claim order.

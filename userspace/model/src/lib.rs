@@ -41,8 +41,10 @@
 //! ([`Claiming::StatusOnly`], which is `ring.rs` built with `pktring_test_no_owner_map`) breaks
 //! every one of them but the last, which is about the owner map itself, and the 2018 RFC's
 //! intermediate status ([`Claiming::InProgressStatus`]) breaks them for a reader that takes any
-//! non-zero status as ready, as libpcap does. Without the barrier of `poll_wait()`
-//! ([`PollWait::NoBarrier`]), the end of a capture can leave the consumer asleep for good.
+//! non-zero status as ready, as libpcap does. `ring.rs`'s old poll rule, "the frame before the
+//! head" ([`Announcing::Head`]), tells the consumer to read a frame still being filled, and
+//! sleeps it through the wake-up for a frame that is ready; without the barrier of
+//! `poll_wait()` ([`PollWait::NoBarrier`]), the end of a capture can leave it asleep for good.
 //!
 //! # The model and `ring.rs`
 //!
@@ -146,8 +148,9 @@
 //! In `WAKE` and with three producers the ring never fills up, and every check holds. With the
 //! ring full (two packets on two slots) `ring.rs`'s `readable()` is wrong, as below, so `REUSE`
 //! checks that no wake-up is lost and every packet is read, not what `poll()` reports. The
-//! bound is tested as for the protocol: the full ring breaks `ring.rs`'s `poll()` within it; a
-//! bound of 3 for `WAKE` (90,383 executions) finds nothing more.
+//! bound is tested as for the protocol: the old poll rule breaks `WAKE` within it, and a full
+//! ring breaks `ring.rs`'s `poll()`; a bound of 3 for `WAKE` (90,383 executions) finds nothing
+//! more.
 //!
 //! Loom's other limits keep their defaults (1,000 branches per execution; these need far
 //! fewer). Environment variables such as `LOOM_MAX_PREEMPTIONS` are overridden by
@@ -183,6 +186,29 @@
 //! relaxed words the reader sees `tp_len` 0 and data `[0, 0]`. And because the mark is in the
 //! mapping, a process that stores `TP_STATUS_KERNEL` over it while packet 1 is copying lets
 //! packet 3 claim the slot and write into it too; with the owner map, it cannot.
+//!
+//! # What loom finds with the old poll rule
+//!
+//! Before the release frontier, `poll()` was readable when the frame before the head belonged
+//! to user space, and every release woke the readers ([`Announcing::Head`]). In `WAKE`, in the
+//! 3,633rd execution:
+//!
+//! 1. packet 1 claims slot 0 and copies into it, but is preempted before it publishes it;
+//! 2. packet 2 claims slot 1, copies and publishes it, and wakes nobody: nobody polls yet;
+//! 3. the consumer finds its frame, slot 0, not ready, and polls: the head is slot 2, and the
+//!    frame before it, slot 1, is user space's, so `poll()` reports the ring readable;
+//! 4. the consumer finds slot 0 not ready, and calls `poll()` again, which returns at once: it
+//!    spins until packet 1 is published.
+//!
+//! Whether packet 1 is still copying or done and not yet published is the same interleaving
+//! to loom: nothing reads a frame's words before its status says it is ready. `ring.rs`
+//! announces the frontier, slot 0, and `poll()` tests slot 2: not readable.
+//!
+//! The rule is wrong the other way too (execution 490): packet 1 publishes slot 0, packet 2
+//! claims slot 1; the consumer's `poll()` tests slot 1, still `TP_STATUS_KERNEL`, and reports
+//! nothing though slot 0 is ready. Packet 1's wake-up went before the consumer registered, so
+//! it sleeps with a frame to read until packet 2's release wakes it (a lost wake-up, execution
+//! 2,696, made good by the next release).
 //!
 //! # What loom finds in `ring.rs`: a full ring
 //!
@@ -224,10 +250,11 @@
 //! To explore another configuration, call [`Config::explore`]:
 //!
 //! ```no_run
-//! use pktring_model::{Checks, Claiming, Config, Payload, Reader, Waiting, SLOTS};
+//! use pktring_model::{Announcing, Checks, Claiming, Config, Payload, Reader, Waiting, SLOTS};
 //!
 //! let config = Config {
 //!     claiming: Claiming::StatusOnly,
+//!     announcing: Announcing::Frontier,
 //!     batch: None,
 //!     payload: Payload::Cells,
 //!     slots: SLOTS,
@@ -259,8 +286,8 @@ pub use check::{Config, Report, Violation, Waiting};
 pub use frame::{Contents, Frame, Packet, Payload, DATA_WORDS};
 pub use ghost::{Checks, Event, Ghost, Invariant, Trace, LOOM_DATA_RACE, LOOM_DEADLOCK};
 pub use ring::{
-    Batch, Claiming, Ring, Stats, ENETDOWN, SLOTS, TP_STATUS_IN_PROGRESS, TP_STATUS_KERNEL,
-    TP_STATUS_LOSING, TP_STATUS_USER,
+    Announcing, Batch, Claiming, Ring, Stats, ENETDOWN, SLOTS, TP_STATUS_IN_PROGRESS,
+    TP_STATUS_KERNEL, TP_STATUS_LOSING, TP_STATUS_USER,
 };
 pub use user::{Consumer, Reader};
 pub use wait::{events, PollWait, PollWaitQueue, Readers};

@@ -50,6 +50,19 @@ pub enum Claiming {
     InProgressStatus,
 }
 
+/// Which frames `poll()` reports readable, and which releases wake the readers for them.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Announcing {
+    /// `ring.rs`: readers are told of the frames before the release frontier (the oldest slot
+    /// claimed and not released), at the release that moves it, or in batches with
+    /// [`Batch`]; `poll()` is readable while the frame before `announced` belongs to user space.
+    Frontier,
+    /// `ring.rs` before: `poll()` is readable while the frame before the *head* belongs to user
+    /// space, as af_packet's `poll()` has it, and every release wakes the readers. The
+    /// frame before the head may be the last of several in flight, and released first.
+    Head,
+}
+
 /// Batched wake-ups (`uapi.rs`'s `Batch`): wake the readers once `frames` frames are ready, or
 /// when the batch timer fires after the first one that they were not woken for.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -198,6 +211,7 @@ impl HrTimer {
 pub struct Ring {
     frames: Vec<Frame>,
     claiming: Claiming,
+    announcing: Announcing,
     /// Batched wake-ups, if asked for.
     batch: Option<Batch>,
     inner: Mutex<RingInner>,
@@ -220,10 +234,11 @@ struct Claim {
 }
 
 impl Ring {
-    /// Makes a ring of `slots` free slots (at most 64), which wakes `readers` as `batch` says,
-    /// and is checked by `ghost`.
+    /// Makes a ring of `slots` free slots (at most 64), which wakes `readers` as `announcing`
+    /// and `batch` say, and is checked by `ghost`.
     pub fn new(
         claiming: Claiming,
+        announcing: Announcing,
         batch: Option<Batch>,
         payload: Payload,
         slots: usize,
@@ -240,6 +255,7 @@ impl Ring {
         Self {
             frames: (0..slots).map(|_| Frame::new(payload)).collect(),
             claiming,
+            announcing,
             batch,
             inner: Mutex::new(RingInner {
                 head: 0,
@@ -302,10 +318,16 @@ impl Ring {
     /// Returns `true` if the frame before the one readers were last told of belongs to user
     /// space: the consumer has not read up to there yet. The file's `poll()` asks this after
     /// registering on the readers' queue.
+    ///
+    /// With [`Announcing::Head`], the frame before the head instead.
     pub fn readable(&self) -> bool {
         let (prev, announced) = {
             let inner = self.lock();
-            let prev = inner.announced.checked_sub(1).unwrap_or(self.slots() - 1);
+            let at = match self.announcing {
+                Announcing::Frontier => inner.announced,
+                Announcing::Head => inner.head,
+            };
+            let prev = at.checked_sub(1).unwrap_or(self.slots() - 1);
             (prev, self.ghost.announced())
         };
         let status = self.frames[prev].status.load(Acquire);
@@ -356,6 +378,8 @@ impl Ring {
     /// the readers are to be woken: only when the release frontier moved (the slot was the
     /// oldest in flight), and with batching only once enough frames are ready; the batch timer
     /// is set for the first frame readers are not woken for.
+    ///
+    /// With [`Announcing::Head`], every release wakes the readers.
     fn release(&self, claim: Claim, status: u32) -> bool {
         let mut inner = self.lock();
         let oldest = inner.frontier(self.claiming);
@@ -365,6 +389,12 @@ impl Ring {
         frame.status.store(status, Release);
         owner_map_release(self.claiming, &mut inner.owner_map, claim.slot);
         inner.in_flight -= 1;
+        if self.announcing == Announcing::Head {
+            // Not in the kernel: the ghost's idea of what readers are told of, the frontier.
+            let frontier = inner.frontier(self.claiming);
+            self.ghost.frontier_moved(frontier, inner.in_flight);
+            return true;
+        }
         let Some((frontier, moved)) =
             inner.frontier_after_release(self.claiming, claim.slot, oldest, self.slots())
         else {

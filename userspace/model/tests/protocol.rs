@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The claim/release protocol and its wake-ups under loom: `ring.rs` as written holds; the same
-//! model without the owner map, or with the 2018 RFC's intermediate status, is found broken.
+//! model without the owner map, or with the 2018 RFC's intermediate status, is found broken,
+//! and so is the old poll rule.
 //!
 //! Each test prints what loom explored or found: run with `--nocapture` to see the interleaving
 //! of each violation.
 
 use pktring_model::{
-    Checks, Claiming, Config, Invariant, Payload, Reader, Report, Violation, Waiting, SLOTS,
+    Announcing, Checks, Claiming, Config, Invariant, Payload, Reader, Report, Violation, Waiting,
+    SLOTS,
 };
 
 /// Three producers, one packet each, nobody reading, every interleaving.
@@ -16,6 +18,7 @@ use pktring_model::{
 /// producer may have claimed and not yet published. This is the race itself.
 const LAP: Config = Config {
     claiming: Claiming::OwnerMap,
+    announcing: Announcing::Frontier,
     batch: None,
     payload: Payload::Cells,
     slots: SLOTS,
@@ -288,7 +291,8 @@ mod wakeups {
     //! The readers: a consumer that reads what is ready, then sleeps in `poll()` until a
     //! producer (or the batch timer) wakes it, until the capture ends. `ring.rs` wakes it at
     //! the release frontier and loses no wake-up, but on a full ring `poll()` reports readable
-    //! before the consumer's frame is ready.
+    //! before the consumer's frame is ready; the old rule, "the frame before the head", does so
+    //! with two frames in flight, and sleeps the consumer through a wake-up.
 
     use super::*;
     use pktring_model::{Batch, Event, PollWait};
@@ -299,6 +303,7 @@ mod wakeups {
     /// bound; three (90,383 executions, 50 s in debug) finds nothing more.
     const WAKE: Config = Config {
         claiming: Claiming::OwnerMap,
+        announcing: Announcing::Frontier,
         batch: None,
         payload: Payload::Cells,
         slots: 3,
@@ -436,5 +441,69 @@ mod wakeups {
         assert!(violation.is_deadlock(), "{violation}");
         assert!(violation.trace.contains(&Event::Ends), "{violation}");
         assert!(violation.execution <= FOUND_WITHIN, "{violation}");
+    }
+
+    mod head {
+        //! The old rule: `poll()` is readable if the frame before the head belongs to user
+        //! space, and every release wakes the readers.
+
+        use super::*;
+
+        const WAKE: Config = Config {
+            announcing: Announcing::Head,
+            ..super::WAKE
+        };
+
+        /// With [`super::WAKE`], where `ring.rs` holds: packet 2 claims slot 1 after packet 1
+        /// claimed slot 0, and is published first; the frame before the head is then packet
+        /// 2's, and poll() reports readable while the consumer's frame, slot 0, is still being
+        /// filled. (Whether packet 1 is copying still or has copied and not yet released is one
+        /// interleaving to loom: the consumer never touches the words of a frame not ready.)
+        #[test]
+        fn readable_while_copying() {
+            let violation = breaks(
+                "head_readable_while_copying",
+                Config {
+                    checks: Checks::only(Invariant::ReadableNotReady),
+                    ..WAKE
+                },
+                Some(Invariant::ReadableNotReady),
+            );
+            assert_told_of_later_frame(&violation);
+        }
+
+        /// And the other way round: with packet 1 published and packet 2 claimed after it,
+        /// the frame before the head is packet 2's, still being filled, and poll() reports
+        /// nothing while the consumer's frame is ready. The consumer sleeps until packet 2's
+        /// release wakes it.
+        #[test]
+        fn not_readable_while_ready() {
+            let violation = breaks(
+                "head_not_readable_while_ready",
+                Config {
+                    checks: Checks::only(Invariant::PollDisagrees),
+                    ..WAKE
+                },
+                Some(Invariant::PollDisagrees),
+            );
+            assert!(violation.message.contains("readable false"), "{violation}");
+        }
+
+        /// Which loses the wake-up for a frame: packet 1's release wakes nobody, the consumer
+        /// not being registered yet; it registers, and finds the frame before the head, packet
+        /// 2's, still being filled. It sleeps with packet 1 ready, until packet 2's release
+        /// wakes it. `ring.rs` finds packet 1's frame announced, and does not sleep.
+        #[test]
+        fn wakeup_lost_until_next_release() {
+            let violation = breaks(
+                "head_wakeup_lost_until_next_release",
+                Config {
+                    checks: Checks::only(Invariant::LostWakeUp),
+                    ..WAKE
+                },
+                Some(Invariant::LostWakeUp),
+            );
+            assert!(violation.trace.contains(&Event::Sleeps), "{violation}");
+        }
     }
 }
