@@ -224,6 +224,13 @@
 //! `frame_nr` slots, it takes `frame_nr` packets claimed since the consumer caught up, the
 //! first of them still being filled when the last is published.
 //!
+//! A fix ([`Announcing::FrontierLapChecked`]): `readable()` also reports nothing when the
+//! frames claimed since readers were last told (`unannounced`, and those from the frontier to
+//! the head: all of them when the frontier is the head and a slot is in flight) fill the ring.
+//! The frame before `announced` has then been handed back and claimed again, so the consumer
+//! has read every frame it was told of. With it, every check holds on the full ring and in
+//! `REUSE`, with batching too.
+//!
 //! # What loom finds without the barrier of `poll_wait()`
 //!
 //! Frame wake-ups do not depend on the barriers of the wait queue: `readable()` takes the ring

@@ -61,6 +61,11 @@ pub enum Announcing {
     /// space, as af_packet's `poll()` has it, and every release wakes the readers. The
     /// frame before the head may be the last of several in flight, and released first.
     Head,
+    /// Not in `ring.rs`: [`Announcing::Frontier`], but `poll()` is not readable either once
+    /// the slot before `announced` has been claimed again, which takes every slot claimed since
+    /// readers were last told (`RingInner::claimed_since_announced()`). The frame there is then
+    /// a later lap's, and the one readers were told of has been read.
+    FrontierLapChecked,
 }
 
 /// Batched wake-ups (`uapi.rs`'s `Batch`): wake the readers once `frames` frames are ready, or
@@ -143,6 +148,20 @@ impl RingInner {
             .next_bit(self.head)
             .or_else(|| self.owner_map.next_bit(0))
             .unwrap_or(self.head)
+    }
+
+    /// Returns how many frames were claimed since readers were last told of the frames before
+    /// `announced`: those the frontier has passed since (`unannounced`, 0 without batching),
+    /// and those from the frontier to the head, in flight or released out of order.
+    fn claimed_since_announced(&self, claiming: Claiming, frame_nr: usize) -> usize {
+        let frontier = self.frontier(claiming);
+        let ahead = match (self.in_flight, (self.head + frame_nr - frontier) % frame_nr) {
+            (0, _) => 0,
+            // The oldest in flight is at the head: every slot was claimed after it.
+            (_, 0) => frame_nr,
+            (_, ahead) => ahead,
+        };
+        self.unannounced + ahead
     }
 
     /// Called when `slot`, which was the oldest in flight if `oldest`, is released: returns the
@@ -321,17 +340,19 @@ impl Ring {
     ///
     /// With [`Announcing::Head`], the frame before the head instead.
     pub fn readable(&self) -> bool {
-        let (prev, announced) = {
+        let (prev, lapped, announced) = {
             let inner = self.lock();
             let at = match self.announcing {
-                Announcing::Frontier => inner.announced,
+                Announcing::Frontier | Announcing::FrontierLapChecked => inner.announced,
                 Announcing::Head => inner.head,
             };
             let prev = at.checked_sub(1).unwrap_or(self.slots() - 1);
-            (prev, self.ghost.announced())
+            let lapped = self.announcing == Announcing::FrontierLapChecked
+                && inner.claimed_since_announced(self.claiming, self.slots()) >= self.slots();
+            (prev, lapped, self.ghost.announced())
         };
         let status = self.frames[prev].status.load(Acquire);
-        let readable = status != TP_STATUS_KERNEL;
+        let readable = !lapped && status != TP_STATUS_KERNEL;
         self.ghost.check_readable(readable, announced, prev, status);
         readable
     }
