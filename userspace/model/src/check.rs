@@ -16,7 +16,7 @@ use crate::frame::{Packet, Payload};
 use crate::ghost::{Checks, Event, Ghost, Invariant, Trace, LOOM_DATA_RACE, LOOM_DEADLOCK};
 use crate::ring::{Announcing, Batch, Claiming, Ring, TP_STATUS_KERNEL};
 use crate::user::{Consumer, Reader};
-use crate::wait::{PollWait, Readers};
+use crate::wait::{Polling, Readers};
 
 /// How the consumer waits for frames.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -25,8 +25,8 @@ pub enum Waiting {
     /// readers to wake.
     Looks(usize),
     /// It reads every frame that is ready, then sleeps in `poll()` until woken, until the
-    /// capture ends ([`Consumer::run`]); `poll_wait()` is as said.
-    Polls(PollWait),
+    /// capture ends ([`Consumer::run`]); `poll()` works as said.
+    Polls(Polling),
 }
 
 /// One model to check: the variant of the algorithm, and the threads that run it.
@@ -171,7 +171,7 @@ impl Config {
     fn execution(self, trace: Trace) {
         let ghost = Ghost::new(self.checks, self.slots, trace);
         let readers = match self.waiting {
-            Waiting::Polls(poll_wait) if self.polls() => Some(Arc::new(Readers::new(poll_wait))),
+            Waiting::Polls(polling) if self.polls() => Some(Arc::new(Readers::new(polling))),
             _ => None,
         };
         let ring = Arc::new(Ring::new(

@@ -188,6 +188,8 @@ pub enum Event {
     TimerFires,
     /// The readers are woken (`Readers::wake`).
     Wakes,
+    /// A wake-up is not sent: one was, and no poller has looked since.
+    WakeSkipped,
     /// The capture ends (`Readers::end`): the readers are woken with `POLLERR`.
     Ends,
     /// A wake-up found nobody on the queue.
@@ -259,6 +261,12 @@ impl fmt::Display for Event {
             }
             Self::TimerFires => write!(f, "the batch timer fires"),
             Self::Wakes => write!(f, "the readers are woken"),
+            Self::WakeSkipped => {
+                write!(
+                    f,
+                    "no wake-up sent: one was, and no poller has looked since"
+                )
+            }
             Self::Ends => write!(f, "the capture ends: the readers are woken with POLLERR"),
             Self::NobodyToWake { events } => {
                 write!(f, "nobody is on the queue to wake (events {events:#x})")
@@ -333,6 +341,11 @@ pub struct Ghost {
     asleep: AtomicBool,
     /// A wake-up reached the consumer's `poll()` that it has not seen yet.
     pending: AtomicBool,
+    /// Wakers that decided to wake the readers and have not finished waking them.
+    waking: AtomicUsize,
+    /// The readers were woken, or a wake-up was left to one already sent, for the frames before
+    /// this one (in claim order).
+    woken_for: AtomicUsize,
 }
 
 impl Ghost {
@@ -349,6 +362,8 @@ impl Ghost {
             consumed: AtomicUsize::new(0),
             asleep: AtomicBool::new(false),
             pending: AtomicBool::new(false),
+            waking: AtomicUsize::new(0),
+            woken_for: AtomicUsize::new(0),
         }
     }
 
@@ -482,17 +497,33 @@ impl Ghost {
         self.asleep.load(SeqCst) && !self.pending.load(SeqCst)
     }
 
-    /// A thread that told readers of the frames before claim `announced` has woken them: the
-    /// consumer, if it still has one of those to read, is not left asleep.
+    /// A waker is about to test the queue and wake the pollers on it.
+    pub(crate) fn wake_starts(&self) {
+        self.waking.fetch_add(1, SeqCst);
+    }
+
+    /// A waker has woken the pollers on the queue, if any.
+    pub(crate) fn wake_ends(&self) {
+        self.waking.fetch_sub(1, SeqCst);
+    }
+
+    /// A thread that told readers of the frames before claim `announced` has woken them, or
+    /// left it to a wake-up sent since the consumer last looked. Once no waker is between its
+    /// decision to wake and its test of the queue, the consumer, if it has one of the frames
+    /// readers were woken for to read, is not left asleep.
     pub(crate) fn check_woken(&self, announced: usize) {
+        let woken_for = self.woken_for.fetch_max(announced, SeqCst).max(announced);
+        if self.waking.load(SeqCst) != 0 {
+            return;
+        }
         let consumed = self.consumed();
         self.check(
             Invariant::LostWakeUp,
-            !(consumed < announced && self.asleep_unwoken()),
+            !(consumed < woken_for && self.asleep_unwoken()),
             || {
                 format!(
-                    "consumer at frame {consumed}, frames before {announced} announced and the \
-                     readers woken"
+                    "consumer at frame {consumed}, the readers woken for the frames before \
+                     {woken_for}"
                 )
             },
         );

@@ -124,6 +124,8 @@ struct RingInner {
     owner_map: Bitmap,
     /// Slots claimed and not released yet: the owner bits that are set.
     in_flight: usize,
+    /// The oldest slot in flight, while `in_flight > 0`.
+    oldest: usize,
     /// Readers were last told of the frames before this slot: a poller is ready while the frame
     /// before it belongs to user space. Without batching, the release frontier.
     announced: usize,
@@ -137,24 +139,27 @@ struct RingInner {
 impl RingInner {
     /// Returns the release frontier: the oldest slot claimed and not released yet, or the head
     /// when there is none. A consumer that has caught up waits there.
-    ///
-    /// Without the owner map (`claiming` other than [`Claiming::OwnerMap`], the kernel's
-    /// `cfg(pktring_test_no_owner_map)`), the head.
-    fn frontier(&self, claiming: Claiming) -> usize {
-        if claiming != Claiming::OwnerMap || self.in_flight == 0 {
-            return self.head;
+    fn frontier(&self) -> usize {
+        if self.in_flight == 0 {
+            self.head
+        } else {
+            self.oldest
         }
-        self.owner_map
-            .next_bit(self.head)
-            .or_else(|| self.owner_map.next_bit(0))
-            .unwrap_or(self.head)
+    }
+
+    /// Records that `slot`, the head, was claimed.
+    fn claimed(&mut self, slot: usize) {
+        if self.in_flight == 0 {
+            self.oldest = slot;
+        }
+        self.in_flight += 1;
     }
 
     /// Returns how many frames were claimed since readers were last told of the frames before
     /// `announced`: those the frontier has passed since (`unannounced`, 0 without batching),
     /// and those from the frontier to the head, in flight or released out of order.
-    fn claimed_since_announced(&self, claiming: Claiming, frame_nr: usize) -> usize {
-        let frontier = self.frontier(claiming);
+    fn claimed_since_announced(&self, frame_nr: usize) -> usize {
+        let frontier = self.frontier();
         let ahead = match (self.in_flight, (self.head + frame_nr - frontier) % frame_nr) {
             (0, _) => 0,
             // The oldest in flight is at the head: every slot was claimed after it.
@@ -164,25 +169,39 @@ impl RingInner {
         self.unannounced + ahead
     }
 
-    /// Called when `slot`, which was the oldest in flight if `oldest`, is released: returns the
-    /// new frontier and how many slots it moved by, or `None` if it did not move (an older slot
-    /// is still being filled, so the consumer cannot go on yet).
-    fn frontier_after_release(
-        &self,
+    /// Records that `slot`, whose owner bit is now clear, was released: returns the new release
+    /// frontier and how many slots it moved by, or `None` if it did not move (an older slot is
+    /// still being filled, so the consumer cannot go on yet).
+    ///
+    /// Slots are claimed in ring order at the head, so the next oldest in flight is the first
+    /// owner bit after `slot`. Without the owner map (`claiming` other than
+    /// [`Claiming::OwnerMap`], the kernel's `cfg(pktring_test_no_owner_map)`), the head.
+    fn released(
+        &mut self,
         claiming: Claiming,
         slot: usize,
-        oldest: usize,
         frame_nr: usize,
     ) -> Option<(usize, usize)> {
+        self.in_flight -= 1;
         if claiming != Claiming::OwnerMap {
             return Some((self.head, 1));
         }
-        if slot != oldest {
+        if slot != self.oldest {
             return None;
         }
-        let frontier = self.frontier(claiming);
+        let frontier = if self.in_flight == 0 {
+            self.head
+        } else {
+            let next = if slot + 1 == frame_nr { 0 } else { slot + 1 };
+            // Another slot is in flight, so there is a set bit to find.
+            self.owner_map
+                .next_bit(next)
+                .or_else(|| self.owner_map.next_bit(0))
+                .unwrap_or(self.head)
+        };
+        self.oldest = frontier;
         // It moved past `slot` at least: a distance of 0 is the whole ring.
-        let moved = match (frontier + frame_nr - oldest) % frame_nr {
+        let moved = match (frontier + frame_nr - slot) % frame_nr {
             0 => frame_nr,
             moved => moved,
         };
@@ -280,6 +299,7 @@ impl Ring {
                 head: 0,
                 owner_map: Bitmap::default(),
                 in_flight: 0,
+                oldest: 0,
                 announced: 0,
                 unannounced: 0,
                 timer_set: false,
@@ -348,7 +368,7 @@ impl Ring {
             };
             let prev = at.checked_sub(1).unwrap_or(self.slots() - 1);
             let lapped = self.announcing == Announcing::FrontierLapChecked
-                && inner.claimed_since_announced(self.claiming, self.slots()) >= self.slots();
+                && inner.claimed_since_announced(self.slots()) >= self.slots();
             (prev, lapped, self.ghost.announced())
         };
         let status = self.frames[prev].status.load(Acquire);
@@ -383,7 +403,7 @@ impl Ring {
         } else {
             slot + 1
         };
-        inner.in_flight += 1;
+        inner.claimed(slot);
         inner.stats.delivered += 1;
         self.ghost.claimed(slot);
         let losing = if inner.stats.drops != 0 {
@@ -403,22 +423,19 @@ impl Ring {
     /// With [`Announcing::Head`], every release wakes the readers.
     fn release(&self, claim: Claim, status: u32) -> bool {
         let mut inner = self.lock();
-        let oldest = inner.frontier(self.claiming);
         let frame = &self.frames[claim.slot];
         self.ghost.check_release(claim.slot);
         // Release orders every write to the frame before the status that publishes it.
         frame.status.store(status, Release);
         owner_map_release(self.claiming, &mut inner.owner_map, claim.slot);
-        inner.in_flight -= 1;
+        let released = inner.released(self.claiming, claim.slot, self.slots());
         if self.announcing == Announcing::Head {
             // Not in the kernel: the ghost's idea of what readers are told of, the frontier.
-            let frontier = inner.frontier(self.claiming);
+            let frontier = inner.frontier();
             self.ghost.frontier_moved(frontier, inner.in_flight);
             return true;
         }
-        let Some((frontier, moved)) =
-            inner.frontier_after_release(self.claiming, claim.slot, oldest, self.slots())
-        else {
+        let Some((frontier, moved)) = released else {
             return false;
         };
         let Some(batch) = &self.batch else {
@@ -508,7 +525,7 @@ impl Ring {
         if inner.unannounced == 0 {
             return;
         }
-        inner.announced = inner.frontier(self.claiming);
+        inner.announced = inner.frontier();
         inner.unannounced = 0;
         self.ghost.announce(inner.announced, inner.in_flight);
         drop(inner);

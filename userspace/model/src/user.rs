@@ -8,7 +8,7 @@ use loom::thread;
 
 use crate::ghost::{Event, Invariant};
 use crate::ring::{Ring, TP_STATUS_KERNEL, TP_STATUS_USER};
-use crate::wait::events;
+use crate::wait::{events, Polled};
 
 /// How a consumer decides that the frame at its head is ready.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -137,8 +137,13 @@ impl Consumer {
             .expect("a consumer polls a ring with readers");
         let ghost = ring.ghost();
         readers.queue().register_wait(ghost);
+        let mut first = true;
         let polled = loop {
-            // `RingFile::poll`, after `register_wait()`.
+            // `RingFile::poll`, after `register_wait()`, which registers the first time only.
+            if first || readers.when_polled() == Polled::EveryLook {
+                readers.polled();
+            }
+            first = false;
             let mut mask = 0;
             if ring.readable() {
                 mask |= events::IN | events::RDNORM;

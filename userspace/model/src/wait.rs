@@ -38,6 +38,36 @@ pub enum PollWait {
     NoBarrier,
 }
 
+/// When `poll()` clears [`Readers`]' `woken`, which says that a wake-up was sent and no poller
+/// has looked since.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Polled {
+    /// Each time `do_poll()` calls the file's `poll()`, before it looks at the ring, as
+    /// `RingFile::poll` does.
+    EveryLook,
+    /// Only in the call that registers on the queue, the first: a mistake, to show that the
+    /// checks catch it. Woken, and finding nothing to read, the poller sleeps again with
+    /// `woken` set, and the next release skips its wake-up.
+    FirstLook,
+}
+
+/// How the consumer's `poll()` and the queue it sleeps on work.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Polling {
+    /// The barrier of `poll_wait()`.
+    pub poll_wait: PollWait,
+    /// When `poll()` clears `woken`.
+    pub polled: Polled,
+}
+
+impl Polling {
+    /// As the kernel and `rust_pktring.rs` have them.
+    pub const RING_RS: Self = Self {
+        poll_wait: PollWait::Barrier,
+        polled: Polled::EveryLook,
+    };
+}
+
 /// What the one poller sleeps on: `struct poll_wqueues`' `triggered`, and its task.
 ///
 /// The mutex stands for the scheduler's side of a sleep (`set_current_state()` against
@@ -154,15 +184,27 @@ pub struct Readers {
     queue: PollWaitQueue,
     /// The errno that ended the capture for good; 0 while it runs. Set at most once.
     error: AtomicU32,
+    /// A wake-up was sent and no poller has looked since: the next one to look sees every frame
+    /// released meanwhile, so those releases need not wake anyone again. `poll()` clears it.
+    woken: AtomicBool,
+    /// Not in the kernel: when `poll()` calls [`Readers::polled`].
+    polled: Polled,
 }
 
 impl Readers {
-    /// Makes the readers of a new file, whose `poll_wait()` is `poll_wait`.
-    pub fn new(poll_wait: PollWait) -> Self {
+    /// Makes the readers of a new file, polled as `polling` says.
+    pub fn new(polling: Polling) -> Self {
         Self {
-            queue: PollWaitQueue::new(poll_wait),
+            queue: PollWaitQueue::new(polling.poll_wait),
             error: AtomicU32::new(0),
+            woken: AtomicBool::new(false),
+            polled: polling.polled,
         }
+    }
+
+    /// Returns when `poll()` clears `woken`.
+    pub fn when_polled(&self) -> Polled {
+        self.polled
     }
 
     /// Returns the wait queue that `poll()` registers on.
@@ -176,11 +218,31 @@ impl Readers {
         self.error.load(Acquire)
     }
 
-    /// Wakes the pollers: frames are ready.
+    /// Wakes the pollers: frames are ready. Only the first of the wake-ups between two looks of
+    /// a poller is sent; the others would only find it awake already.
     pub(crate) fn wake(&self, ghost: &Ghost) {
+        if self.woken.swap(true, SeqCst) {
+            ghost.record(Event::WakeSkipped);
+            return;
+        }
         ghost.record(Event::Wakes);
+        ghost.wake_starts();
         self.queue
             .notify_if_waiting(events::IN | events::RDNORM, ghost);
+        ghost.wake_ends();
+    }
+
+    /// Called by `poll()` after it registered on the queue and before it looks at the ring.
+    ///
+    /// The kernel stores `false`; the model swaps it in and ignores what it read. Loom builds
+    /// an atomic's modification order lazily, and lets an RMW read a store that a later one,
+    /// which happens before the RMW, should have hidden: with this a store, loom finds a
+    /// wake-up skipped for a `woken` that the consumer's `polled()` had cleared, an execution
+    /// C11 forbids (the swap's atomicity and coherence contradict). With every access an RMW,
+    /// the order is a chain. The swap's read adds an acquire the kernel does not have; what it
+    /// orders (a waker's release before the consumer's look) the ring lock orders already.
+    pub fn polled(&self) {
+        self.woken.swap(false, SeqCst);
     }
 
     /// Ends the capture with `errno` (the first reason sticks) and wakes every poller: with

@@ -295,12 +295,12 @@ mod wakeups {
     //! with two frames in flight, and sleeps the consumer through a wake-up.
 
     use super::*;
-    use pktring_model::{Batch, Event, PollWait};
+    use pktring_model::{Batch, Event, PollWait, Polled, Polling};
 
     /// Two producers with one packet each and a consumer that polls, on three slots, up to two
     /// preemptions: the second packet can be published before the first, and the ring never
     /// fills up. Every violation below takes two preemptions at most, and is found with this
-    /// bound; three (90,383 executions, 50 s in debug) finds nothing more.
+    /// bound; three (107,221 executions, about a minute in debug) finds nothing more.
     const WAKE: Config = Config {
         claiming: Claiming::OwnerMap,
         announcing: Announcing::Frontier,
@@ -310,7 +310,7 @@ mod wakeups {
         producers: 2,
         packets: 1,
         reader: Some(Reader::UserBit),
-        waiting: Waiting::Polls(PollWait::Barrier),
+        waiting: Waiting::Polls(Polling::RING_RS),
         preemption_bound: Some(2),
         checks: Checks::ALL,
     };
@@ -427,7 +427,10 @@ mod wakeups {
     #[test]
     fn end_without_poll_wait_barrier_lost() {
         let config = Config {
-            waiting: Waiting::Polls(PollWait::NoBarrier),
+            waiting: Waiting::Polls(Polling {
+                poll_wait: PollWait::NoBarrier,
+                ..Polling::RING_RS
+            }),
             ..WAKE
         };
         let violation = match config.explore() {
@@ -441,6 +444,26 @@ mod wakeups {
         assert!(violation.is_deadlock(), "{violation}");
         assert!(violation.trace.contains(&Event::Ends), "{violation}");
         assert!(violation.execution <= FOUND_WITHIN, "{violation}");
+    }
+
+    /// `woken` spares the wake-ups between two looks of a poller: every look must clear it.
+    /// Cleared only when `poll()` registers, loom finds packet 1's wake-up reaching a consumer
+    /// that has read packet 1 already; it looks again, finds nothing, and sleeps with `woken`
+    /// set; packet 2's release sends no wake-up, and the consumer sleeps with packet 2 ready.
+    #[test]
+    fn woken_cleared_only_when_registering_lost() {
+        let violation = breaks(
+            "woken_cleared_only_when_registering_lost",
+            Config {
+                waiting: Waiting::Polls(Polling {
+                    polled: Polled::FirstLook,
+                    ..Polling::RING_RS
+                }),
+                ..WAKE
+            },
+            Some(Invariant::LostWakeUp),
+        );
+        assert!(violation.trace.contains(&Event::WakeSkipped), "{violation}");
     }
 
     mod head {
