@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A model of rust_pktring's slot claim/release protocol, checked with [loom].
+//! A model of rust_pktring's slot claim/release protocol and its wake-ups, checked with [loom].
 //!
 //! `ring.rs` lets producers on many CPUs fill one ring: each claims the slot at the head under
 //! the ring lock, copies its packet without the lock, and publishes the slot under the lock
-//! again. This crate is that algorithm, step by step and with the same names, in user space, on
-//! loom's mock threads, atomics and mutex, so that loom can run it in every interleaving (and
-//! let each atomic load return any value that loom's model of the C11 memory model allows) and
-//! check that:
+//! again; when that moves the release frontier, it wakes the readers sleeping in `poll()`. This
+//! crate is that algorithm, step by step and with the same names, in user space, on loom's mock
+//! threads, atomics, mutexes and condition variable, so that loom can run it in every
+//! interleaving (and let each atomic load return any value that loom's model of the C11 memory
+//! model allows) and check that:
 //!
 //! - no two producers write one slot at once ([`Invariant::TwoWriters`]);
 //! - no producer publishes a slot that another is still copying into
@@ -23,11 +24,29 @@
 //!   leaks makes its slot drop every packet from then on. Testing the owner bit before
 //!   `tp_status` in `claim()` would leak one each time the status test fails.
 //!
+//! And, with a consumer that sleeps in `poll()` ([`Waiting::Polls`]), that:
+//!
+//! - when `poll()` reports the ring readable, the consumer's next frame is ready
+//!   ([`Invariant::ReadableNotReady`]);
+//! - `poll()` reports it readable exactly when the consumer has not read every frame the
+//!   readers were told of, the frames before `announced` ([`Invariant::PollDisagrees`]); with
+//!   batching, that is what was announced, not what was released;
+//! - no wake-up is lost: once readers are told of a frame the consumer has not read, it is not
+//!   left asleep without a wake-up on its way, and when every producer is done (and the batch
+//!   timer has fired) it is not asleep with a frame to read ([`Invariant::LostWakeUp`]);
+//! - and a capture that ends wakes it for good: a consumer that sleeps forever is a loom
+//!   deadlock ([`Violation::is_deadlock`]).
+//!
 //! It also shows that these checks have teeth: the same model without the owner map
 //! ([`Claiming::StatusOnly`], which is `ring.rs` built with `pktring_test_no_owner_map`) breaks
 //! every one of them but the last, which is about the owner map itself, and the 2018 RFC's
 //! intermediate status ([`Claiming::InProgressStatus`]) breaks them for a reader that takes any
-//! non-zero status as ready, as libpcap does.
+//! non-zero status as ready, as libpcap does. `ring.rs`'s old poll rule, "the frame before the
+//! head" ([`Announcing::Head`]), tells the consumer to read a frame still being filled, and
+//! sleeps it through the wake-up for a frame that is ready; without the barrier of
+//! `poll_wait()` ([`PollWait::NoBarrier`]), the end of a capture can leave it asleep for good;
+//! and a `poll()` that clears `woken` only when it registers ([`Polled::FirstLook`]) loses a
+//! frame's wake-up.
 //!
 //! # The model and `ring.rs`
 //!
@@ -36,27 +55,38 @@
 //! | `Ring`, `RingInner`, `Stats`, `Claim` | the same names            | the ring; its lock-protected state |
 //! | `Ring::claim`                         | `Ring::claim`             | under the lock: `tp_status` (acquire) is `TP_STATUS_KERNEL` and `owner_map_claim()` test-and-sets the owner bit; advance the head, count the packet, set `TP_STATUS_LOSING` after drops. Otherwise count a drop. |
 //! | `Ring::fill`                          | `Ring::fill`              | without the lock: the packet's words, then `tp_len`, each a separate write |
-//! | `Ring::release`                       | `Ring::release`           | under the lock: store `tp_status` (release) and `owner_map_release()` clears the bit |
-//! | `Ring::receive`                       | [`Ring::receive`]         | claim, fill, release             |
+//! | `Ring::release`                       | `Ring::release`           | under the lock: store `tp_status` (release), `owner_map_release()` clears the bit, `released()`; if the frontier moved, announce it (or add to `unannounced`, and announce a full batch, cancelling the timer, or set the timer) and return whether to wake |
+//! | `RingInner::frontier`, `claimed`, `released` | the same names | the oldest slot in flight (`oldest`), or the head; count a claim; count a release and, for the oldest, find the next one in flight (the first owner bit after it) and how far the frontier moved |
+//! | `Ring::receive`                       | [`Ring::receive`]         | claim, fill, release, and wake the readers if `release()` says so |
+//! | `Core::expired` (the batch timer's handler), `HrTimer::start`/`try_cancel` | `Ring::expired`, `HrTimer` | under the lock: clear `timer_set`; if anything is unannounced, announce the frontier, then wake |
+//! | `Ring::readable`                      | [`Ring::readable`]        | `announced` under the lock, then: is the frame before it not `TP_STATUS_KERNEL` (acquire)? |
+//! | `Readers` (`wake`, `polled`, `end`, `error`) | [`Readers`]        | the wait queue, the errno that ends the capture, and `woken`: `wake()` sends a wake-up only if it swaps `woken` from `false` to `true`; `poll()` clears it (`polled()`) before it looks |
+//! | `PollWaitQueue` (`poll_wait()`, `wq_has_sleeper()`, `__wake_up()`, `pollwake()`) | [`PollWaitQueue`] | register under the queue's lock, then `smp_mb()`; wake: `smp_mb()`, test the list without the lock, then under it set the poller's `triggered` and wake its task |
+//! | `Hook::detached`                      | [`Ring::detached`]        | `Readers::end(ENETDOWN)`: wake every poller with `POLLERR` |
 //! | `owner_map_claim`/`owner_map_release`, `cfg(pktring_test_no_owner_map)` | the same names, with a [`Claiming`] parameter instead of the `cfg` | |
-//! | user space (the crate docs' C example, libpcap) | [`Consumer::poll`] | acquire-load `tp_status` at its own head; if ready, read and check the frame, store `TP_STATUS_KERNEL` (release), move on |
+//! | user space (the crate docs' C example, libpcap) | [`Consumer::look`] | acquire-load `tp_status` at its own head; if ready, read and check the frame, store `TP_STATUS_KERNEL` (release), move on |
+//! | user space's loop, `poll(2)` (`do_poll()`), `RingFile::poll` | [`Consumer::run`], `Consumer::poll` | read what is ready; `poll()`: register, then `polled()`, `readable()` and `error()`; with nothing to report, sleep until `triggered`, and ask again |
 //!
 //! The lock is a loom [`Mutex`](loom::sync::Mutex) rather than a BH-safe spinlock: both give
-//! the same happens-before edges, which is all the protocol relies on.
+//! the same happens-before edges, which is all the protocol relies on. The kernel's full
+//! barriers (`smp_mb()`) are loom `fence(SeqCst)`s, which loom models in full.
 //!
 //! # What the model leaves out
 //!
 //! - **Size.** The ring has [`SLOTS`]` = 2` slots, the fewest with which a producer can lap
-//!   another. A frame is `tp_status`, `tp_len` and [`DATA_WORDS`]` = 2` data words; a packet
+//!   another; the configurations with a consumer that polls have 2 to 4. A frame is `tp_status`, `tp_len` and [`DATA_WORDS`]` = 2` data words; a packet
 //!   is just an id ([`Packet`]), written into every data word, and a length derived from it,
 //!   so that a frame mixing two packets, or half-written, is recognisable.
 //! - **The rest of the frame.** The other header fields, the `sockaddr_ll`, and the flags
 //!   other than `TP_STATUS_USER` and `TP_STATUS_LOSING`: more writes of the same kind.
 //! - **Layout and bounds.** Blocks, frame offsets, snap lengths, and the fallible,
 //!   bounds-checked accesses of `UserSharedBuffer`: a slot is an index into an array.
-//! - **Wake-ups and the filter.** `readable()`, the wait queue and `notify_if_waiting()`, and
-//!   which packets the hook selects. A consumer looks at its head a fixed number of times
-//!   ([`Config::polls`]) where a real one would sleep in `poll()` and look again.
+//! - **The filter**: which packets the hook selects.
+//! - **Wake-ups, in part.** The claim/release configurations have no readers: their consumer
+//!   looks at its head a fixed number of times ([`Waiting::Looks`]). Those with a consumer that
+//!   polls have one poller, a blocking `poll()` (not epoll), with no timeout and no signals.
+//!   The batch timer has no delay: a thread fires it at most once, at any point where it is
+//!   armed, and the checker fires it when the producers are done, for "later".
 //! - **Stats.** Read once, at the end of an execution, to check that every packet is counted.
 //! - **Threads.** Two or three producers stand for the CPUs running the hook, one consumer for
 //!   user space. Loom allows five threads, the test's own included.
@@ -86,7 +116,7 @@
 //!
 //! # The configurations checked, and loom's settings
 //!
-//! `tests/protocol.rs` checks three configurations ([`Config`]):
+//! `tests/protocol.rs` checks three configurations of the claim/release protocol ([`Config`]):
 //!
 //! | name       | producers × packets | consumer   | preemption bound | executions (`ring.rs`) |
 //! |------------|---------------------|------------|------------------|------------------------|
@@ -107,6 +137,22 @@
 //! backtracking points conservatively, not completely): at bound 1 it misses the
 //! three-producer race altogether. Hence a bound of 2, one above what the bug needs, 3 where
 //! executions are cheap enough, and a test of the bound rather than an argument for it.
+//!
+//! And, in `wakeups`, the readers, with a consumer that polls (every one up to two preemptions):
+//!
+//! | name                          | slots | producers × packets | executions (`ring.rs`) |
+//! |-------------------------------|-------|---------------------|------------------------|
+//! | `WAKE`                        | 3     | 2 × 1               | 5,015                  |
+//! | `WAKE`, three producers       | 4     | 3 × 1               | 75,797                 |
+//! | `WAKE`, batches of 2          | 3     | 2 × 1, and a thread that fires the timer | 32,710 |
+//! | `REUSE` in `wakeups`          | 2     | 2 × 2               | 14,292                 |
+//!
+//! In `WAKE` and with three producers the ring never fills up, and every check holds. With the
+//! ring full (two packets on two slots) `ring.rs`'s `readable()` is wrong, as below, so `REUSE`
+//! checks that no wake-up is lost and every packet is read, not what `poll()` reports. The
+//! bound is tested as for the protocol: the old poll rule breaks `WAKE` within it, and a full
+//! ring breaks `ring.rs`'s `poll()`; a bound of 3 for `WAKE` (107,221 executions) finds
+//! nothing more.
 //!
 //! Loom's other limits keep their defaults (1,000 branches per execution; these need far
 //! fewer). Environment variables such as `LOOM_MAX_PREEMPTIONS` are overridden by
@@ -143,13 +189,82 @@
 //! mapping, a process that stores `TP_STATUS_KERNEL` over it while packet 1 is copying lets
 //! packet 3 claim the slot and write into it too; with the owner map, it cannot.
 //!
+//! # What loom finds with the old poll rule
+//!
+//! Before the release frontier, `poll()` was readable when the frame before the head belonged
+//! to user space, and every release woke the readers ([`Announcing::Head`]). In `WAKE`, in the
+//! 4,153rd execution:
+//!
+//! 1. packet 1 claims slot 0 and copies into it, but is preempted before it publishes it;
+//! 2. packet 2 claims slot 1, copies and publishes it, and wakes nobody: nobody polls yet;
+//! 3. the consumer finds its frame, slot 0, not ready, and polls: the head is slot 2, and the
+//!    frame before it, slot 1, is user space's, so `poll()` reports the ring readable;
+//! 4. the consumer finds slot 0 not ready, and calls `poll()` again, which returns at once: it
+//!    spins until packet 1 is published.
+//!
+//! Whether packet 1 is still copying or done and not yet published is the same interleaving
+//! to loom: nothing reads a frame's words before its status says it is ready. `ring.rs`
+//! announces the frontier, slot 0, and `poll()` tests slot 2: not readable.
+//!
+//! The rule is wrong the other way too (execution 429): packet 1 publishes slot 0, packet 2
+//! claims slot 1; the consumer's `poll()` tests slot 1, still `TP_STATUS_KERNEL`, and reports
+//! nothing though slot 0 is ready. Packet 1's wake-up went before the consumer registered, so
+//! it sleeps with a frame to read until packet 2's release wakes it (a lost wake-up, execution
+//! 2,779, made good by the next release).
+//!
+//! # What loom finds in `ring.rs`: a full ring
+//!
+//! `readable()` tests the frame before `announced`, taking it to be the last one readers were
+//! told of. Once every slot has been claimed since, it is a later lap's. On two slots (the
+//! 4,170th execution): packet 1 claims slot 0, packet 2 claims slot 1 (the head is back at
+//! slot 0, the frontier and `announced` too), and packet 2 is published first. `announced` does
+//! not move, the frontier being slot 0 still, but the frame before it is now packet 2's, and
+//! `poll()` reports readable while the consumer's frame, packet 1's, is not ready: the consumer
+//! spins until it is. No wake-up is lost, and no frame is read before it is ready (user space
+//! tests `tp_status` itself), but the module's claim that a consumer whose next frame is being
+//! filled is not told to read it holds only while the ring is not full. With a ring of
+//! `frame_nr` slots, it takes `frame_nr` packets claimed since the consumer caught up, the
+//! first of them still being filled when the last is published.
+//!
+//! A fix ([`Announcing::FrontierLapChecked`]): `readable()` also reports nothing when the
+//! frames claimed since readers were last told (`unannounced`, and those from the frontier to
+//! the head: all of them when the frontier is the head and a slot is in flight) fill the ring.
+//! The frame before `announced` has then been handed back and claimed again, so the consumer
+//! has read every frame it was told of. With it, every check holds on the full ring and in
+//! `REUSE`, with batching too.
+//!
+//! # What loom finds without the barrier of `poll_wait()`
+//!
+//! Frame wake-ups do not depend on the barriers of the wait queue: `readable()` takes the ring
+//! lock, which orders it against the release that announced, before or after. The end of a
+//! capture does: `Readers::end` stores the errno and then, after `wq_has_sleeper()`'s barrier,
+//! tests the queue, while `poll()` registers and then tests the errno. With
+//! [`PollWait::NoBarrier`], loom finds in the first execution that both tests can miss the
+//! other's store; the consumer sleeps, and nothing will wake it (a loom deadlock). Linux 6.12's
+//! `poll_wait()` has the barrier.
+//!
+//! # `woken`: one wake-up between two looks
+//!
+//! `Readers::wake` sends a wake-up only if none was sent since a poller last looked; the
+//! wake-ups it spares would find the poller awake already. No wake-up is lost with it. A
+//! release whose wake-up is spared comes, in the ring lock's order, either before the look
+//! that followed the consumer's last clearing of `woken`, which then sees its frames, or after
+//! it: then that clearing happens before the spared swap, so the swap that set `woken` since
+//! read it, and that waker's test of the queue sees the consumer registered. The model checks
+//! this too where a waker leaves its wake-up to one still being sent (it counts the wakers
+//! between their swap and their test of the queue). And the clearing must come with every look:
+//! cleared only when `poll()` registers, loom finds (execution 3,002) packet 1's wake-up
+//! reaching a consumer that has read packet 1 already; it looks, finds nothing, sleeps again
+//! with `woken` set, and packet 2's release sends nothing.
+//!
 //! # Running it
 //!
 //! From `userspace/`:
 //!
 //! ```text
-//! cargo test -p pktring-model                   # debug: ~35 s of CPU, ~35 s on 2 idle cores
-//! cargo test -p pktring-model --release         # release: ~13 s
+//! cargo test -p pktring-model                   # debug: ~110 s of CPU, 80-120 s on 2 cores
+//! cargo test -p pktring-model --release         # release: ~20 s
+//! cargo test -p pktring-model -- --ignored      # and the fix with batching: ~90 s more
 //! cargo test -p pktring-model -- --nocapture    # also print each violation's interleaving
 //! ```
 //!
@@ -158,15 +273,18 @@
 //! To explore another configuration, call [`Config::explore`]:
 //!
 //! ```no_run
-//! use pktring_model::{Checks, Claiming, Config, Payload, Reader};
+//! use pktring_model::{Announcing, Checks, Claiming, Config, Payload, Reader, Waiting, SLOTS};
 //!
 //! let config = Config {
 //!     claiming: Claiming::StatusOnly,
+//!     announcing: Announcing::Frontier,
+//!     batch: None,
 //!     payload: Payload::Cells,
+//!     slots: SLOTS,
 //!     producers: 3,
 //!     packets: 1,
 //!     reader: Some(Reader::UserBit),
-//!     polls: 2,
+//!     waiting: Waiting::Looks(2),
 //!     preemption_bound: Some(2),
 //!     checks: Checks::ALL,
 //! };
@@ -185,12 +303,14 @@ mod frame;
 mod ghost;
 mod ring;
 mod user;
+mod wait;
 
-pub use check::{Config, Report, Violation};
+pub use check::{Config, Report, Violation, Waiting};
 pub use frame::{Contents, Frame, Packet, Payload, DATA_WORDS};
-pub use ghost::{Checks, Event, Ghost, Invariant, Trace, LOOM_DATA_RACE};
+pub use ghost::{Checks, Event, Ghost, Invariant, Trace, LOOM_DATA_RACE, LOOM_DEADLOCK};
 pub use ring::{
-    Claiming, Ring, Stats, SLOTS, TP_STATUS_IN_PROGRESS, TP_STATUS_KERNEL, TP_STATUS_LOSING,
-    TP_STATUS_USER,
+    Announcing, Batch, Claiming, Ring, Stats, ENETDOWN, SLOTS, TP_STATUS_IN_PROGRESS,
+    TP_STATUS_KERNEL, TP_STATUS_LOSING, TP_STATUS_USER,
 };
 pub use user::{Consumer, Reader};
+pub use wait::{events, PollWait, PollWaitQueue, Polled, Polling, Readers};

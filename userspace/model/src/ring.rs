@@ -6,14 +6,20 @@
 //! steps in the same order. What differs is said where it differs.
 
 use core::sync::atomic::Ordering::{Acquire, Release};
+use std::sync::Arc;
 
 use loom::sync::Mutex;
 
 use crate::frame::{Frame, Packet, Payload};
 use crate::ghost::{Event, Ghost};
+use crate::wait::Readers;
 
-/// Slots in the ring (`frame_nr`): the least that lets a fast producer lap a slow one.
+/// Slots in the ring (`frame_nr`) of the claim/release configurations: the least that lets a
+/// fast producer lap a slow one. [`Ring::new`] takes any number up to 64.
 pub const SLOTS: usize = 2;
+
+/// `ENETDOWN`, the errno of a capture whose device went away.
+pub const ENETDOWN: u32 = 100;
 
 /// `tp_status` of a slot the kernel may fill.
 pub const TP_STATUS_KERNEL: u32 = 0;
@@ -42,6 +48,32 @@ pub enum Claiming {
     /// The release still takes the lock, as in `ring.rs`; af_packet's did not. The lock only
     /// adds ordering, so what breaks here breaks there too.
     InProgressStatus,
+}
+
+/// Which frames `poll()` reports readable, and which releases wake the readers for them.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Announcing {
+    /// `ring.rs`: readers are told of the frames before the release frontier (the oldest slot
+    /// claimed and not released), at the release that moves it, or in batches with
+    /// [`Batch`]; `poll()` is readable while the frame before `announced` belongs to user space.
+    Frontier,
+    /// `ring.rs` before: `poll()` is readable while the frame before the *head* belongs to user
+    /// space, as af_packet's `poll()` has it, and every release wakes the readers. The
+    /// frame before the head may be the last of several in flight, and released first.
+    Head,
+    /// Not in `ring.rs`: [`Announcing::Frontier`], but `poll()` is not readable either once
+    /// the slot before `announced` has been claimed again, which takes every slot claimed since
+    /// readers were last told (`RingInner::claimed_since_announced()`). The frame there is then
+    /// a later lap's, and the one readers were told of has been read.
+    FrontierLapChecked,
+}
+
+/// Batched wake-ups (`uapi.rs`'s `Batch`): wake the readers once `frames` frames are ready, or
+/// when the batch timer fires after the first one that they were not woken for.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Batch {
+    /// `wake_frames`: more than 1, not more than the ring's slots.
+    pub frames: usize,
 }
 
 /// Packet counters since they were last read.
@@ -75,6 +107,11 @@ impl Bitmap {
     fn test(&self, index: usize) -> bool {
         self.0 & 1 << index != 0
     }
+
+    /// Returns the first set bit at or after `from`, if any (`next_bit()`).
+    fn next_bit(&self, from: usize) -> Option<usize> {
+        (from..64).find(|&index| self.test(index))
+    }
 }
 
 /// The fields of a [`Ring`] protected by its lock.
@@ -85,18 +122,141 @@ struct RingInner {
     /// `rx_owner_map`: one bit per slot, set from `claim()` to `release()`, while a producer owns
     /// the slot but its `tp_status` still reads `TP_STATUS_KERNEL`.
     owner_map: Bitmap,
+    /// Slots claimed and not released yet: the owner bits that are set.
+    in_flight: usize,
+    /// The oldest slot in flight, while `in_flight > 0`.
+    oldest: usize,
+    /// Readers were last told of the frames before this slot: a poller is ready while the frame
+    /// before it belongs to user space. Without batching, the release frontier.
+    announced: usize,
+    /// Frames the release frontier has passed since `announced` last moved (batching only).
+    unannounced: usize,
+    /// The batch timer is set (batching only).
+    timer_set: bool,
     stats: Stats,
+}
+
+impl RingInner {
+    /// Returns the release frontier: the oldest slot claimed and not released yet, or the head
+    /// when there is none. A consumer that has caught up waits there.
+    fn frontier(&self) -> usize {
+        if self.in_flight == 0 {
+            self.head
+        } else {
+            self.oldest
+        }
+    }
+
+    /// Records that `slot`, the head, was claimed.
+    fn claimed(&mut self, slot: usize) {
+        if self.in_flight == 0 {
+            self.oldest = slot;
+        }
+        self.in_flight += 1;
+    }
+
+    /// Returns how many frames were claimed since readers were last told of the frames before
+    /// `announced`: those the frontier has passed since (`unannounced`, 0 without batching),
+    /// and those from the frontier to the head, in flight or released out of order.
+    fn claimed_since_announced(&self, frame_nr: usize) -> usize {
+        let frontier = self.frontier();
+        let ahead = match (self.in_flight, (self.head + frame_nr - frontier) % frame_nr) {
+            (0, _) => 0,
+            // The oldest in flight is at the head: every slot was claimed after it.
+            (_, 0) => frame_nr,
+            (_, ahead) => ahead,
+        };
+        self.unannounced + ahead
+    }
+
+    /// Records that `slot`, whose owner bit is now clear, was released: returns the new release
+    /// frontier and how many slots it moved by, or `None` if it did not move (an older slot is
+    /// still being filled, so the consumer cannot go on yet).
+    ///
+    /// Slots are claimed in ring order at the head, so the next oldest in flight is the first
+    /// owner bit after `slot`. Without the owner map (`claiming` other than
+    /// [`Claiming::OwnerMap`], the kernel's `cfg(pktring_test_no_owner_map)`), the head.
+    fn released(
+        &mut self,
+        claiming: Claiming,
+        slot: usize,
+        frame_nr: usize,
+    ) -> Option<(usize, usize)> {
+        self.in_flight -= 1;
+        if claiming != Claiming::OwnerMap {
+            return Some((self.head, 1));
+        }
+        if slot != self.oldest {
+            return None;
+        }
+        let frontier = if self.in_flight == 0 {
+            self.head
+        } else {
+            let next = if slot + 1 == frame_nr { 0 } else { slot + 1 };
+            // Another slot is in flight, so there is a set bit to find.
+            self.owner_map
+                .next_bit(next)
+                .or_else(|| self.owner_map.next_bit(0))
+                .unwrap_or(self.head)
+        };
+        self.oldest = frontier;
+        // It moved past `slot` at least: a distance of 0 is the whole ring.
+        let moved = match (frontier + frame_nr - slot) % frame_nr {
+            0 => frame_nr,
+            moved => moved,
+        };
+        Some((frontier, moved))
+    }
+}
+
+/// `HrTimer<Core>`, the batch timer: armed or not. When it fires is the checker's choice
+/// ([`Ring::timer_fires`]); the handler is [`Ring::expired`].
+#[derive(Debug)]
+struct HrTimer {
+    /// Enqueued; under the timer base's lock.
+    armed: Mutex<bool>,
+}
+
+impl HrTimer {
+    fn armed(&self) -> loom::sync::MutexGuard<'_, bool> {
+        self.armed.lock().expect("the timer lock is never poisoned")
+    }
+
+    /// `hrtimer_start()`: (re)arms the timer, even while its handler runs.
+    fn start(&self) {
+        *self.armed() = true;
+    }
+
+    /// `hrtimer_try_to_cancel()`: disarms the timer if it has not fired yet; a handler that has
+    /// started runs on.
+    fn try_cancel(&self) -> bool {
+        core::mem::replace(&mut *self.armed(), false)
+    }
+
+    /// The timer expires, if armed: `__run_hrtimer()` dequeues it, and then, with the base's
+    /// lock dropped, calls the handler.
+    fn expire(&self) -> bool {
+        core::mem::replace(&mut *self.armed(), false)
+    }
 }
 
 /// A ring: the memory shared with user space and the state the producers share.
 ///
 /// The kernel's lock is a BH-safe spinlock; here it is a loom [`Mutex`], which gives the same
-/// happens-before edges. The hook's filter and the poll wait queue are left out.
+/// happens-before edges. The hook's filter is left out, and so are the readers, in the
+/// configurations without a consumer that sleeps in `poll()`.
 #[derive(Debug)]
 pub struct Ring {
-    frames: [Frame; SLOTS],
+    frames: Vec<Frame>,
     claiming: Claiming,
+    announcing: Announcing,
+    /// Batched wake-ups, if asked for.
+    batch: Option<Batch>,
     inner: Mutex<RingInner>,
+    /// The batch timer (the kernel's `core`, whose handler is `Core::expired`).
+    timer: HrTimer,
+    /// The readers to wake, if any poll.
+    readers: Option<Arc<Readers>>,
     /// Not in the kernel: the checks and what they know.
     ghost: Ghost,
 }
@@ -112,16 +272,43 @@ struct Claim {
 }
 
 impl Ring {
-    /// Makes a ring of [`SLOTS`] free slots, checked by `ghost`.
-    pub fn new(claiming: Claiming, payload: Payload, ghost: Ghost) -> Self {
+    /// Makes a ring of `slots` free slots (at most 64), which wakes `readers` as `announcing`
+    /// and `batch` say, and is checked by `ghost`.
+    pub fn new(
+        claiming: Claiming,
+        announcing: Announcing,
+        batch: Option<Batch>,
+        payload: Payload,
+        slots: usize,
+        readers: Option<Arc<Readers>>,
+        ghost: Ghost,
+    ) -> Self {
+        assert!((1..=64).contains(&slots), "the owner map is one word");
+        if let Some(batch) = batch {
+            assert!(
+                1 < batch.frames && batch.frames <= slots,
+                "as uapi.rs checks it"
+            );
+        }
         Self {
-            frames: core::array::from_fn(|_| Frame::new(payload)),
+            frames: (0..slots).map(|_| Frame::new(payload)).collect(),
             claiming,
+            announcing,
+            batch,
             inner: Mutex::new(RingInner {
                 head: 0,
                 owner_map: Bitmap::default(),
+                in_flight: 0,
+                oldest: 0,
+                announced: 0,
+                unannounced: 0,
+                timer_set: false,
                 stats: Stats::default(),
             }),
+            timer: HrTimer {
+                armed: Mutex::new(false),
+            },
+            readers,
             ghost,
         }
     }
@@ -131,11 +318,21 @@ impl Ring {
         &self.ghost
     }
 
+    /// Returns the number of slots (`frame_nr`).
+    pub fn slots(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Returns the readers the ring wakes, if any.
+    pub fn readers(&self) -> Option<&Readers> {
+        self.readers.as_deref()
+    }
+
     /// Returns the frame of `slot`: what user space sees of it through the mapping.
     ///
     /// # Panics
     ///
-    /// If `slot >= SLOTS`.
+    /// If `slot` is not below [`Ring::slots`].
     pub fn frame(&self, slot: usize) -> &Frame {
         &self.frames[slot]
     }
@@ -155,6 +352,29 @@ impl Ring {
     /// sees it poisoned.
     fn lock(&self) -> loom::sync::MutexGuard<'_, RingInner> {
         self.inner.lock().expect("the ring lock is never poisoned")
+    }
+
+    /// Returns `true` if the frame before the one readers were last told of belongs to user
+    /// space: the consumer has not read up to there yet. The file's `poll()` asks this after
+    /// registering on the readers' queue.
+    ///
+    /// With [`Announcing::Head`], the frame before the head instead.
+    pub fn readable(&self) -> bool {
+        let (prev, lapped, announced) = {
+            let inner = self.lock();
+            let at = match self.announcing {
+                Announcing::Frontier | Announcing::FrontierLapChecked => inner.announced,
+                Announcing::Head => inner.head,
+            };
+            let prev = at.checked_sub(1).unwrap_or(self.slots() - 1);
+            let lapped = self.announcing == Announcing::FrontierLapChecked
+                && inner.claimed_since_announced(self.slots()) >= self.slots();
+            (prev, lapped, self.ghost.announced())
+        };
+        let status = self.frames[prev].status.load(Acquire);
+        let readable = !lapped && status != TP_STATUS_KERNEL;
+        self.ghost.check_readable(readable, announced, prev, status);
+        readable
     }
 
     /// Claims the head slot for one packet, or returns `None` (a drop) if it is not free.
@@ -178,8 +398,14 @@ impl Ring {
             // least everything before the claim.
             frame.status.store(TP_STATUS_IN_PROGRESS, Release);
         }
-        inner.head = if slot + 1 == SLOTS { 0 } else { slot + 1 };
+        inner.head = if slot + 1 == self.slots() {
+            0
+        } else {
+            slot + 1
+        };
+        inner.claimed(slot);
         inner.stats.delivered += 1;
+        self.ghost.claimed(slot);
         let losing = if inner.stats.drops != 0 {
             TP_STATUS_LOSING
         } else {
@@ -189,20 +415,60 @@ impl Ring {
     }
 
     /// Hands a filled slot to user space: its `tp_status` and its owner bit change together,
-    /// under the lock, so no other producer can see the slot free in between.
-    fn release(&self, claim: Claim, status: u32) {
+    /// under the lock, so no other producer can see the slot free in between. Returns whether
+    /// the readers are to be woken: only when the release frontier moved (the slot was the
+    /// oldest in flight), and with batching only once enough frames are ready; the batch timer
+    /// is set for the first frame readers are not woken for.
+    ///
+    /// With [`Announcing::Head`], every release wakes the readers.
+    fn release(&self, claim: Claim, status: u32) -> bool {
         let mut inner = self.lock();
         let frame = &self.frames[claim.slot];
         self.ghost.check_release(claim.slot);
         // Release orders every write to the frame before the status that publishes it.
         frame.status.store(status, Release);
         owner_map_release(self.claiming, &mut inner.owner_map, claim.slot);
+        let released = inner.released(self.claiming, claim.slot, self.slots());
+        if self.announcing == Announcing::Head {
+            // Not in the kernel: the ghost's idea of what readers are told of, the frontier.
+            let frontier = inner.frontier();
+            self.ghost.frontier_moved(frontier, inner.in_flight);
+            return true;
+        }
+        let Some((frontier, moved)) = released else {
+            return false;
+        };
+        let Some(batch) = &self.batch else {
+            inner.announced = frontier;
+            self.ghost.announce(frontier, inner.in_flight);
+            return true;
+        };
+        inner.unannounced += moved;
+        if inner.unannounced >= batch.frames {
+            inner.announced = frontier;
+            inner.unannounced = 0;
+            self.ghost.announce(frontier, inner.in_flight);
+            if inner.timer_set {
+                // Under the lock, as the timer takes it: a handler running now finds nothing
+                // left to announce.
+                inner.timer_set = false;
+                let cancelled = self.timer.try_cancel();
+                self.ghost.record(Event::TimerCancelled { cancelled });
+            }
+            return true;
+        }
+        if !inner.timer_set {
+            inner.timer_set = true;
+            self.timer.start();
+            self.ghost.record(Event::TimerSet);
+        }
+        false
     }
 
-    /// The producer path: claim a slot, fill it without the lock, release it.
+    /// The producer path: claim a slot, fill it without the lock, release it, wake readers.
     ///
     /// Returns whether the packet was delivered, which the kernel only counts in the stats;
-    /// the checker wants to know which frames to expect. Waking the readers is left out.
+    /// the checker wants to know which frames to expect.
     pub fn receive(&self, packet: &Packet) -> bool {
         let Some(claim) = self.claim() else {
             self.ghost.record(Event::Dropped { packet: packet.id });
@@ -216,12 +482,62 @@ impl Ring {
             slot,
         });
         let flags = self.fill(&claim, packet);
-        self.release(claim, TP_STATUS_USER | flags);
+        let wake = self.release(claim, TP_STATUS_USER | flags);
         self.ghost.record(Event::Published {
             packet: packet.id,
             slot,
         });
+        if wake {
+            self.wake();
+        }
         true
+    }
+
+    /// Wakes the readers, if any, and checks that the consumer is not left asleep with a frame
+    /// it was told of: `Readers::wake`.
+    fn wake(&self) {
+        let Some(readers) = &self.readers else {
+            return;
+        };
+        // What this thread announced: no other one has run since it unlocked.
+        let announced = self.ghost.announced();
+        readers.wake(&self.ghost);
+        self.ghost.check_woken(announced);
+    }
+
+    /// The batch timer fires, if it is armed: the handler runs. Returns whether it was armed.
+    /// Not in the kernel, which fires it `delay_ns` after it was set; the checker calls this
+    /// where it may happen.
+    pub fn timer_fires(&self) -> bool {
+        if !self.timer.expire() {
+            return false;
+        }
+        self.ghost.record(Event::TimerFires);
+        self.expired();
+        true
+    }
+
+    /// `Core::expired`, the handler of the batch timer: tells the readers of the frames
+    /// released since they were last told.
+    fn expired(&self) {
+        let mut inner = self.lock();
+        inner.timer_set = false;
+        if inner.unannounced == 0 {
+            return;
+        }
+        inner.announced = inner.frontier();
+        inner.unannounced = 0;
+        self.ghost.announce(inner.announced, inner.in_flight);
+        drop(inner);
+        self.wake();
+    }
+
+    /// `Hook::detached`: the device went away, the capture ends, and every poller is woken
+    /// with `POLLERR`.
+    pub fn detached(&self) {
+        if let Some(readers) = &self.readers {
+            readers.end(ENETDOWN, &self.ghost);
+        }
     }
 
     /// Writes the packet and its header into the claimed frame, and returns the status flags
