@@ -17,7 +17,7 @@
 #   tcpdump	tcpdump -B 4096 -w FILE: libpcap's TPACKET_V3 ring, its default
 #   tcpdumpimm	the same with --immediate-mode: libpcap then uses TPACKET_V2
 #   pktring	pktring capture -w FILE, 64 blocks of 64 KiB, 2 KiB frames: its
-#		default batched wake-ups (a quarter of the ring, or 50 ms)
+#		default batched wake-ups (half the ring, or 200 ms)
 #   pktringimm	the same with --immediate-mode (a wake-up per frontier move)
 #   none	no capture (the baseline: what reaches IP without one)
 # Each run is one `pktbench capture` (see bench/pktbench.c): the consumer

@@ -122,11 +122,11 @@ struct RingArgs {
     /// rather than for batches.
     #[arg(long, conflicts_with_all = ["batch", "batch_timeout"])]
     immediate_mode: bool,
-    /// Wake up once this many packets are ready (default: a quarter of the ring's frames).
+    /// Wake up once this many packets are ready (default: half the ring's frames).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..))]
     batch: Option<u32>,
     /// ... or this long after the first packet not woken for, whichever comes first.
-    #[arg(long, value_name = "DURATION", default_value = "50ms", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = humantime::parse_duration)]
     batch_timeout: Duration,
 }
 
@@ -181,7 +181,7 @@ impl RingArgs {
         } else {
             let frames = match self.batch {
                 Some(frames) => frames,
-                None => (builder.request()?.frame_nr / 4).max(2),
+                None => (builder.request()?.frame_nr / 2).max(2),
             };
             Some((frames, self.batch_timeout))
         };
@@ -413,12 +413,12 @@ mod tests {
 
     #[test]
     fn defaults_are_the_library_defaults() {
-        // The library's defaults, with batched wake-ups: a quarter of the ring, or 50 ms.
+        // The library's defaults, with batched wake-ups: half the ring, or 200 ms.
         let req = ring_args(&[]).builder().unwrap().request().unwrap();
         let lib = RingBuilder::new().request().unwrap();
         assert_eq!(
             (req.wake_frames, req.wake_usecs),
-            (lib.frame_nr / 4, 50_000)
+            (lib.frame_nr / 2, 200_000)
         );
         assert_eq!(
             PktringReq {
