@@ -208,6 +208,9 @@ pub enum Event {
         /// That slot's `tp_status`.
         status: u32,
     },
+    /// The file's `poll()` asked the ring whether it is readable, and it said no without
+    /// testing a frame: every slot was claimed since readers were last told (`lapped()`).
+    Lapped,
     /// The consumer sleeps in `poll()`: nothing to report, and no wake-up pending.
     Sleeps,
     /// A wake-up reached the consumer's `poll()`.
@@ -280,6 +283,10 @@ impl fmt::Display for Event {
                 f,
                 "poll() reports {}: slot {prev} has status {status:#x}",
                 if readable { "readable" } else { "not readable" }
+            ),
+            Self::Lapped => write!(
+                f,
+                "poll() reports not readable: every slot was claimed since readers were told"
             ),
             Self::Sleeps => write!(f, "consumer sleeps in poll()"),
             Self::Woken { events } => write!(f, "consumer's poll() is woken (events {events:#x})"),
@@ -459,14 +466,32 @@ impl Ghost {
             prev,
             status,
         });
+        self.check_poll(readable, announced, || {
+            format!("readable {readable} from slot {prev}, status {status:#x}")
+        });
+    }
+
+    /// `readable()` answered not readable, every slot having been claimed since readers were
+    /// told of the frames before claim `announced`: the consumer must have read all of them.
+    pub(crate) fn check_lapped(&self, announced: usize) {
+        self.record(Event::Lapped);
+        self.check_poll(false, announced, || {
+            "readable false, every slot claimed since readers were told".to_owned()
+        });
+    }
+
+    /// `poll()` reports `readable`, with readers told of the frames before claim `announced`:
+    /// [`Invariant::PollDisagrees`] unless the consumer has not read them all.
+    fn check_poll(&self, readable: bool, announced: usize, answer: impl FnOnce() -> String) {
         let consumed = self.consumed();
         self.check(
             Invariant::PollDisagrees,
             readable == (consumed < announced),
             || {
                 format!(
-                    "readable {readable} from slot {prev}, status {status:#x}, with the \
-                     consumer at frame {consumed} and frames before {announced} announced"
+                    "{}, with the consumer at frame {consumed} and frames before {announced} \
+                     announced",
+                    answer()
                 )
             },
         )

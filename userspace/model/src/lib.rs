@@ -43,7 +43,9 @@
 //! intermediate status ([`Claiming::InProgressStatus`]) breaks them for a reader that takes any
 //! non-zero status as ready, as libpcap does. `ring.rs`'s old poll rule, "the frame before the
 //! head" ([`Announcing::Head`]), tells the consumer to read a frame still being filled, and
-//! sleeps it through the wake-up for a frame that is ready; without the barrier of
+//! sleeps it through the wake-up for a frame that is ready; the rule that replaced it, the
+//! frame before `announced`, does the first on a full ring without the lap check that
+//! 356f032 added ([`Announcing::FrontierUnchecked`]); without the barrier of
 //! `poll_wait()` ([`PollWait::NoBarrier`]), the end of a capture can leave it asleep for good;
 //! and a `poll()` that clears `woken` only when it registers ([`Polled::FirstLook`]) loses a
 //! frame's wake-up.
@@ -56,14 +58,14 @@
 //! | `Ring::claim`                         | `Ring::claim`             | under the lock: `tp_status` (acquire) is `TP_STATUS_KERNEL` and `owner_map_claim()` test-and-sets the owner bit; advance the head, count the packet, set `TP_STATUS_LOSING` after drops. Otherwise count a drop. |
 //! | `Ring::fill`                          | `Ring::fill`              | without the lock: the packet's words, then `tp_len`, each a separate write |
 //! | `Ring::release`                       | `Ring::release`           | under the lock: store `tp_status` (release), `owner_map_release()` clears the bit, `released()`; if the frontier moved, announce it (or add to `unannounced`, and announce a full batch, cancelling the timer, or set the timer) and return whether to wake |
-//! | `RingInner::frontier`, `claimed`, `released` | the same names | the oldest slot in flight (`oldest`), or the head; count a claim; count a release and, for the oldest, find the next one in flight (the first owner bit after it) and how far the frontier moved |
+//! | `RingInner::frontier`, `lapped`, `claimed`, `released` | the same names | the oldest slot in flight (`oldest`), or the head; whether every slot was claimed since readers were told (`unannounced` and the slots from `oldest` to the head fill the ring); count a claim; count a release and, for the oldest, find the next one in flight (the first owner bit after it) and how far the frontier moved |
 //! | `Ring::receive`                       | [`Ring::receive`]         | claim, fill, release, and wake the readers if `release()` says so |
 //! | `Core::expired` (the batch timer's handler), `HrTimer::start`/`try_cancel` | `Ring::expired`, `HrTimer` | under the lock: clear `timer_set`; if anything is unannounced, announce the frontier, then wake |
-//! | `Ring::readable`                      | [`Ring::readable`]        | `announced` under the lock, then: is the frame before it not `TP_STATUS_KERNEL` (acquire)? |
+//! | `Ring::readable`                      | [`Ring::readable`]        | under the lock: not readable if `lapped()`; else `announced`, then, unlocked: is the frame before it not `TP_STATUS_KERNEL` (acquire)? |
 //! | `Readers` (`wake`, `polled`, `end`, `error`) | [`Readers`]        | the wait queue, the errno that ends the capture, and `woken`: `wake()` sends a wake-up only if it swaps `woken` from `false` to `true`; `poll()` clears it (`polled()`) before it looks |
 //! | `PollWaitQueue` (`poll_wait()`, `wq_has_sleeper()`, `__wake_up()`, `pollwake()`) | [`PollWaitQueue`] | register under the queue's lock, then `smp_mb()`; wake: `smp_mb()`, test the list without the lock, then under it set the poller's `triggered` and wake its task |
 //! | `Hook::detached`                      | [`Ring::detached`]        | `Readers::end(ENETDOWN)`: wake every poller with `POLLERR` |
-//! | `owner_map_claim`/`owner_map_release`, `cfg(pktring_test_no_owner_map)` | the same names, with a [`Claiming`] parameter instead of the `cfg` | |
+//! | `owner_map_claim`/`owner_map_release`; `cfg(pktring_test_no_owner_map)`, there and in `frontier`, `lapped` and `released` | the same names, with a [`Claiming`] parameter instead of the `cfg` (any but [`Claiming::OwnerMap`] is the `cfg`) | |
 //! | user space (the crate docs' C example, libpcap) | [`Consumer::look`] | acquire-load `tp_status` at its own head; if ready, read and check the frame, store `TP_STATUS_KERNEL` (release), move on |
 //! | user space's loop, `poll(2)` (`do_poll()`), `RingFile::poll` | [`Consumer::run`], `Consumer::poll` | read what is ready; `poll()`: register, then `polled()`, `readable()` and `error()`; with nothing to report, sleep until `triggered`, and ask again |
 //!
@@ -145,14 +147,15 @@
 //! | `WAKE`                        | 3     | 2 × 1               | 5,015                  |
 //! | `WAKE`, three producers       | 4     | 3 × 1               | 75,797                 |
 //! | `WAKE`, batches of 2          | 3     | 2 × 1, and a thread that fires the timer | 32,710 |
-//! | `REUSE` in `wakeups`          | 2     | 2 × 2               | 14,292                 |
+//! | `FULL`                        | 2     | 2 × 1               | 5,015                  |
+//! | `REUSE` in `wakeups`          | 2     | 2 × 2               | 14,261                 |
+//! | `REUSE`, batches of 2 (ignored) | 2   | 2 × 2, and a thread that fires the timer | 129,329 |
 //!
-//! In `WAKE` and with three producers the ring never fills up, and every check holds. With the
-//! ring full (two packets on two slots) `ring.rs`'s `readable()` is wrong, as below, so `REUSE`
-//! checks that no wake-up is lost and every packet is read, not what `poll()` reports. The
-//! bound is tested as for the protocol: the old poll rule breaks `WAKE` within it, and a full
-//! ring breaks `ring.rs`'s `poll()`; a bound of 3 for `WAKE` (107,221 executions) finds
-//! nothing more.
+//! In `WAKE` and with three producers the ring never fills up. In `FULL` and `REUSE` it does,
+//! and the frame before `announced` can be a lap ahead of the consumer: `lapped()` is what keeps
+//! `poll()` right there (see below). Every check holds in each. The bound is tested as for the
+//! protocol: the old poll rule breaks `WAKE` within it, and the rule without the lap check
+//! breaks `FULL`; a bound of 3 for `WAKE` (107,221 executions) finds nothing more.
 //!
 //! Loom's other limits keep their defaults (1,000 branches per execution; these need far
 //! fewer). Environment variables such as `LOOM_MAX_PREEMPTIONS` are overridden by
@@ -212,26 +215,27 @@
 //! it sleeps with a frame to read until packet 2's release wakes it (a lost wake-up, execution
 //! 2,779, made good by the next release).
 //!
-//! # What loom finds in `ring.rs`: a full ring
+//! # What loom found in `ring.rs`: a full ring
 //!
-//! `readable()` tests the frame before `announced`, taking it to be the last one readers were
-//! told of. Once every slot has been claimed since, it is a later lap's. On two slots (the
-//! 4,170th execution): packet 1 claims slot 0, packet 2 claims slot 1 (the head is back at
-//! slot 0, the frontier and `announced` too), and packet 2 is published first. `announced` does
-//! not move, the frontier being slot 0 still, but the frame before it is now packet 2's, and
-//! `poll()` reports readable while the consumer's frame, packet 1's, is not ready: the consumer
-//! spins until it is. No wake-up is lost, and no frame is read before it is ready (user space
-//! tests `tp_status` itself), but the module's claim that a consumer whose next frame is being
-//! filled is not told to read it holds only while the ring is not full. With a ring of
-//! `frame_nr` slots, it takes `frame_nr` packets claimed since the consumer caught up, the
-//! first of them still being filled when the last is published.
+//! Until 356f032, `readable()` tested the frame before `announced`, taking it to be the last one
+//! readers were told of ([`Announcing::FrontierUnchecked`]). Once every slot has been claimed
+//! since, it is a later lap's. In `FULL` (the 4,170th execution): packet 1 claims slot 0,
+//! packet 2 claims slot 1 (the head is back at slot 0, the frontier and `announced` too), and
+//! packet 2 is published first. `announced` does not move, the frontier being slot 0 still, but
+//! the frame before it is now packet 2's, and `poll()` reports readable while the consumer's
+//! frame, packet 1's, is not ready: the consumer spins until it is. No wake-up is lost, and no
+//! frame is read before it is ready (user space tests `tp_status` itself), but the module's
+//! claim that a consumer whose next frame is being filled is not told to read it held only
+//! while the ring was not full. With a ring of `frame_nr` slots, it takes `frame_nr` packets
+//! claimed since the consumer caught up, the first of them still being filled when the last is
+//! published.
 //!
-//! A fix ([`Announcing::FrontierLapChecked`]): `readable()` also reports nothing when the
-//! frames claimed since readers were last told (`unannounced`, and those from the frontier to
-//! the head: all of them when the frontier is the head and a slot is in flight) fill the ring.
-//! The frame before `announced` has then been handed back and claimed again, so the consumer
-//! has read every frame it was told of. With it, every check holds on the full ring and in
-//! `REUSE`, with batching too.
+//! The fix, in `ring.rs` and the model's [`Announcing::Frontier`]: `readable()` first asks
+//! `RingInner::lapped()`, and reports nothing when the frames claimed since readers were last
+//! told (`unannounced`, and those from the oldest in flight to the head: all of them when the
+//! oldest is the head) fill the ring. The frame before `announced` has then been handed back
+//! and claimed again, so the consumer has read every frame it was told of. With it, every check
+//! holds on the full ring and in `REUSE`, with batching too.
 //!
 //! # What loom finds without the barrier of `poll_wait()`
 //!
@@ -264,7 +268,7 @@
 //! ```text
 //! cargo test -p pktring-model                   # debug: ~110 s of CPU, 80-120 s on 2 cores
 //! cargo test -p pktring-model --release         # release: ~20 s
-//! cargo test -p pktring-model -- --ignored      # and the fix with batching: ~90 s more
+//! cargo test -p pktring-model -- --ignored      # and `REUSE` with batching: ~95 s more
 //! cargo test -p pktring-model -- --nocapture    # also print each violation's interleaving
 //! ```
 //!

@@ -55,17 +55,19 @@ pub enum Claiming {
 pub enum Announcing {
     /// `ring.rs`: readers are told of the frames before the release frontier (the oldest slot
     /// claimed and not released), at the release that moves it, or in batches with
-    /// [`Batch`]; `poll()` is readable while the frame before `announced` belongs to user space.
+    /// [`Batch`]; `poll()` is readable while the frame before `announced` belongs to user space,
+    /// unless every slot was claimed since readers were last told (`RingInner::lapped()`): the
+    /// frame there is then a later lap's, and the consumer has read every one it was told of.
     Frontier,
-    /// `ring.rs` before: `poll()` is readable while the frame before the *head* belongs to user
-    /// space, as af_packet's `poll()` has it, and every release wakes the readers. The
-    /// frame before the head may be the last of several in flight, and released first.
+    /// `ring.rs` before 356f032: [`Announcing::Frontier`] without `lapped()`, so that `poll()`
+    /// tests the frame before `announced` whatever lap it is from. On a full ring it reports
+    /// readable while the consumer's next frame is still being filled.
+    FrontierUnchecked,
+    /// `ring.rs` before the release frontier: `poll()` is readable while the frame before the
+    /// *head* belongs to user space, as af_packet's `poll()` has it, and every release wakes the
+    /// readers. The frame before the head may be the last of several in flight, and released
+    /// first.
     Head,
-    /// Not in `ring.rs`: [`Announcing::Frontier`], but `poll()` is not readable either once
-    /// the slot before `announced` has been claimed again, which takes every slot claimed since
-    /// readers were last told (`RingInner::claimed_since_announced()`). The frame there is then
-    /// a later lap's, and the one readers were told of has been read.
-    FrontierLapChecked,
 }
 
 /// Batched wake-ups (`uapi.rs`'s `Batch`): wake the readers once `frames` frames are ready, or
@@ -139,12 +141,32 @@ struct RingInner {
 impl RingInner {
     /// Returns the release frontier: the oldest slot claimed and not released yet, or the head
     /// when there is none. A consumer that has caught up waits there.
-    fn frontier(&self) -> usize {
-        if self.in_flight == 0 {
+    fn frontier(&self, claiming: Claiming) -> usize {
+        if self.in_flight == 0 || claiming != Claiming::OwnerMap {
+            // Without the owner map nothing knows which slots are in flight: the head, as
+            // af_packet's `poll()` has it.
             self.head
         } else {
             self.oldest
         }
+    }
+
+    /// Returns `true` if every slot was claimed since readers were last told of the frontier:
+    /// the frame before `announced` is then a lap ahead of the consumer, which has read up to
+    /// `announced` (else the slot could not have been claimed again) and waits there.
+    fn lapped(&self, claiming: Claiming, frame_nr: usize) -> bool {
+        if claiming != Claiming::OwnerMap {
+            return false;
+        }
+        let in_flight_span = match self.in_flight {
+            0 => 0,
+            _ => match (self.head + frame_nr - self.oldest) % frame_nr {
+                // Head and oldest on the same slot: the whole ring is in flight.
+                0 => frame_nr,
+                span => span,
+            },
+        };
+        self.unannounced + in_flight_span >= frame_nr
     }
 
     /// Records that `slot`, the head, was claimed.
@@ -153,20 +175,6 @@ impl RingInner {
             self.oldest = slot;
         }
         self.in_flight += 1;
-    }
-
-    /// Returns how many frames were claimed since readers were last told of the frames before
-    /// `announced`: those the frontier has passed since (`unannounced`, 0 without batching),
-    /// and those from the frontier to the head, in flight or released out of order.
-    fn claimed_since_announced(&self, frame_nr: usize) -> usize {
-        let frontier = self.frontier();
-        let ahead = match (self.in_flight, (self.head + frame_nr - frontier) % frame_nr) {
-            (0, _) => 0,
-            // The oldest in flight is at the head: every slot was claimed after it.
-            (_, 0) => frame_nr,
-            (_, ahead) => ahead,
-        };
-        self.unannounced + ahead
     }
 
     /// Records that `slot`, whose owner bit is now clear, was released: returns the new release
@@ -355,25 +363,31 @@ impl Ring {
     }
 
     /// Returns `true` if the frame before the one readers were last told of belongs to user
-    /// space: the consumer has not read up to there yet. The file's `poll()` asks this after
-    /// registering on the readers' queue.
+    /// space: the consumer has not read up to there yet. Without batching that is the release
+    /// frontier, so a consumer whose next frame is still being filled is not told to read it.
+    /// When every slot was claimed since readers were told, that frame is a lap ahead of the
+    /// consumer, which waits at the announced frontier: not readable. The file's `poll()` asks
+    /// this after registering on the readers' queue.
     ///
-    /// With [`Announcing::Head`], the frame before the head instead.
+    /// With [`Announcing::FrontierUnchecked`], without the lap check; with [`Announcing::Head`],
+    /// the frame before the head instead.
     pub fn readable(&self) -> bool {
-        let (prev, lapped, announced) = {
-            let inner = self.lock();
-            let at = match self.announcing {
-                Announcing::Frontier | Announcing::FrontierLapChecked => inner.announced,
-                Announcing::Head => inner.head,
-            };
-            let prev = at.checked_sub(1).unwrap_or(self.slots() - 1);
-            let lapped = self.announcing == Announcing::FrontierLapChecked
-                && inner.claimed_since_announced(self.slots()) >= self.slots();
-            (prev, lapped, self.ghost.announced())
+        let inner = self.lock();
+        // Not in the kernel: what the ghost takes readers to have been told of.
+        let told = self.ghost.announced();
+        if self.announcing == Announcing::Frontier && inner.lapped(self.claiming, self.slots()) {
+            self.ghost.check_lapped(told);
+            return false;
+        }
+        let announced = match self.announcing {
+            Announcing::Frontier | Announcing::FrontierUnchecked => inner.announced,
+            Announcing::Head => inner.head,
         };
+        drop(inner);
+        let prev = announced.checked_sub(1).unwrap_or(self.slots() - 1);
         let status = self.frames[prev].status.load(Acquire);
-        let readable = !lapped && status != TP_STATUS_KERNEL;
-        self.ghost.check_readable(readable, announced, prev, status);
+        let readable = status != TP_STATUS_KERNEL;
+        self.ghost.check_readable(readable, told, prev, status);
         readable
     }
 
@@ -431,7 +445,7 @@ impl Ring {
         let released = inner.released(self.claiming, claim.slot, self.slots());
         if self.announcing == Announcing::Head {
             // Not in the kernel: the ghost's idea of what readers are told of, the frontier.
-            let frontier = inner.frontier();
+            let frontier = inner.frontier(self.claiming);
             self.ghost.frontier_moved(frontier, inner.in_flight);
             return true;
         }
@@ -525,7 +539,7 @@ impl Ring {
         if inner.unannounced == 0 {
             return;
         }
-        inner.announced = inner.frontier();
+        inner.announced = inner.frontier(self.claiming);
         inner.unannounced = 0;
         self.ghost.announce(inner.announced, inner.in_flight);
         drop(inner);

@@ -234,13 +234,13 @@ impl Readers {
 
     /// Called by `poll()` after it registered on the queue and before it looks at the ring.
     ///
-    /// The kernel stores `false`; the model swaps it in and ignores what it read. Loom builds
-    /// an atomic's modification order lazily, and lets an RMW read a store that a later one,
-    /// which happens before the RMW, should have hidden: with this a store, loom finds a
-    /// wake-up skipped for a `woken` that the consumer's `polled()` had cleared, an execution
-    /// C11 forbids (the swap's atomicity and coherence contradict). With every access an RMW,
-    /// the order is a chain. The swap's read adds an acquire the kernel does not have; what it
-    /// orders (a waker's release before the consumer's look) the ring lock orders already.
+    /// A swap rather than a store, as in the kernel since 356f032; what it reads is ignored.
+    /// Loom builds an atomic's modification order lazily, and lets an RMW read a store
+    /// that a later one, which happens before the RMW, should have hidden: with this a store,
+    /// loom finds a wake-up skipped for a `woken` that the consumer's `polled()` had cleared, an
+    /// execution C11 forbids (the swap's atomicity and coherence contradict). With every access
+    /// an RMW, the order is a chain. The swap's read also orders this poller's look after the
+    /// wake-up it clears, which the ring lock orders already.
     pub fn polled(&self) {
         self.woken.swap(false, SeqCst);
     }
