@@ -14,6 +14,8 @@ use pcap_file::DataLink;
 use pktring::uapi::PktringStats;
 use pktring::{Frame, Ring};
 
+use crate::sink::Record;
+
 /// How often the kernel's counters, and the progress line, are refreshed.
 const TICK: Duration = Duration::from_millis(250);
 
@@ -386,18 +388,17 @@ impl<W: Write> PcapSink<W> {
     }
 
     /// Writes one packet: the captured bytes, with the packet's length on the wire.
-    pub(crate) fn write(&mut self, frame: &Frame<'_>) -> Result<()> {
-        let ts = frame.timestamp();
-        let data = frame.data();
+    pub(crate) fn write(&mut self, packet: &Record<'_>) -> Result<()> {
+        let ts = packet.timestamp;
         let mut record = [0u8; 16];
         // A pcap's seconds are 32 bits: the timestamps of a capture fit until 2106.
         record[0..4].copy_from_slice(&(ts.as_secs() as u32).to_ne_bytes());
         record[4..8].copy_from_slice(&ts.subsec_nanos().to_ne_bytes());
-        record[8..12].copy_from_slice(&(data.len() as u32).to_ne_bytes());
-        record[12..16].copy_from_slice(&frame.wire_len().to_ne_bytes());
+        record[8..12].copy_from_slice(&(packet.data.len() as u32).to_ne_bytes());
+        record[12..16].copy_from_slice(&packet.wire_len.to_ne_bytes());
         self.out
             .write_all(&record)
-            .and_then(|()| self.out.write_all(data))
+            .and_then(|()| self.out.write_all(packet.data))
             .context("writing a packet to the pcap")
     }
 
@@ -495,7 +496,7 @@ mod tests {
         };
         let stop = AtomicBool::new(false);
         let summary = consume(&mut reader, &limits, &stop, &QUIET, |frame| {
-            sink.write(frame)
+            sink.write(&Record::of(frame))
         })
         .unwrap();
         assert_eq!((summary.packets, summary.corrupt), (3, 1));

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `pktring`: capture packets from the rust_pktring ring into a pcap file, or take a quick look
-//! at what a ring would see.
+//! `pktring`: capture packets from the rust_pktring ring into a pcap or pcapng file, or take a
+//! quick look at what a ring would see.
 //!
 //! ```text
-//! pktring capture -w FILE.pcap [-c COUNT] [-d DURATION] [-q] [RING OPTIONS]
+//! pktring capture -w FILE.pcap|FILE.pcapng [--format F] [--sort-window N] [-c COUNT]
+//!                 [-d DURATION] [-q] [RING OPTIONS]
 //! pktring stats [-d DURATION] [RING OPTIONS]
 //! ```
 //!
@@ -17,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -26,8 +27,11 @@ use rustix::io::Errno;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 mod capture;
+mod pcapng;
+mod sink;
 
-use capture::{Limits, Output, PcapSink};
+use capture::{Limits, Output};
+use sink::{Format, Record, Sink};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -42,7 +46,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Capture packets into a pcap file, until COUNT packets, DURATION or Ctrl-C.
+    /// Capture packets into a pcap or pcapng file, until COUNT packets, DURATION or Ctrl-C.
     Capture(CaptureArgs),
     /// Set up a ring, discard what it captures for DURATION, and print the counters.
     Stats(StatsArgs),
@@ -50,9 +54,18 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct CaptureArgs {
-    /// Write the packets to this pcap file (Ethernet, nanosecond timestamps).
+    /// Write the packets to this file (Ethernet, nanosecond timestamps): pcapng if its name
+    /// ends in .pcapng, pcap otherwise.
     #[arg(short = 'w', long = "write", value_name = "FILE")]
     file: PathBuf,
+    /// The file format, whatever the file's name: pcapng records each packet's CPU and RX
+    /// queue, and the kernel's received and dropped counts at the end.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    format: Option<Format>,
+    /// Hold up to N packets and write them in timestamp order (CPUs interleave in the ring,
+    /// so timestamps otherwise step back now and then); 0: as they come.
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    sort_window: u32,
     /// Stop after COUNT packets.
     #[arg(short = 'c', long, value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
@@ -145,6 +158,15 @@ enum HookArg {
 }
 
 impl RingArgs {
+    /// Returns the interface captured on as the user named it, if one was.
+    fn interface_name(&self) -> Option<String> {
+        match (&self.interface, self.ifindex) {
+            (Some(name), _) => Some(name.clone()),
+            (None, Some(ifindex)) => Some(format!("ifindex {ifindex}")),
+            (None, None) => None,
+        }
+    }
+
     /// Returns the ring builder, after every check that needs no device.
     fn builder(&self) -> Result<RingBuilder> {
         let hook = match self.hook {
@@ -237,11 +259,9 @@ fn run(cli: Cli) -> Result<()> {
     // As tcpdump's "listening on": capture has started, traffic may come.
     if !output.quiet {
         let info = ring.layout().info();
-        let on = match (&ring_args.interface, ring_args.ifindex) {
-            (Some(name), _) => name.clone(),
-            (None, Some(ifindex)) => format!("ifindex {ifindex}"),
-            (None, None) => "any interface".into(),
-        };
+        let on = ring_args
+            .interface_name()
+            .unwrap_or_else(|| "any interface".into());
         let family = match ring_args.family {
             FamilyArg::Ipv4 => "IPv4",
             FamilyArg::Ipv6 => "IPv6",
@@ -257,14 +277,40 @@ fn run(cli: Cli) -> Result<()> {
     }
     match &cli.command {
         Command::Capture(args) => {
-            let mut sink = PcapSink::create(&args.file, ring.layout().info().snaplen)?;
+            let format = args.format.unwrap_or_else(|| Format::of_path(&args.file));
+            let name = ring_args.interface_name().unwrap_or_else(|| "any".into());
+            let interface = pcapng::Interface {
+                name: &name,
+                link_type: u32::from(pcap_file::DataLink::ETHERNET) as u16,
+                snaplen: ring.layout().info().snaplen,
+            };
+            let window = args.sort_window as usize;
+            let mut sink = Sink::create(&args.file, format, &interface, window)?;
+            let start = SystemTime::now();
             let summary = capture::consume(&mut ring, &limits, &stop, &output, |frame| {
-                sink.write(frame)
+                sink.write(&Record::of(frame))
             })?;
-            sink.finish()?;
+            let since_epoch =
+                |time: SystemTime| time.duration_since(UNIX_EPOCH).unwrap_or_default();
+            let order = sink.finish(&pcapng::Counters {
+                start: since_epoch(start),
+                end: since_epoch(SystemTime::now()),
+                received: summary.kernel.packets,
+                dropped: summary.kernel.drops,
+                delivered: summary.packets,
+            })?;
             // On stderr, as tcpdump does: the capture's output is the file.
             if !output.quiet {
-                eprintln!("pcap:      {}\n{summary}", args.file.display());
+                eprintln!(
+                    "file:      {} ({}), {} timestamps earlier than the one before{}\n{summary}",
+                    args.file.display(),
+                    arg_name(&format),
+                    order.backwards,
+                    match window {
+                        0 => String::new(),
+                        _ => format!(" (sort window {window})"),
+                    }
+                );
             }
             ended(&summary)
         }
@@ -443,6 +489,29 @@ mod tests {
             panic!("not stats");
         };
         assert_eq!(stats.duration, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn the_format_is_the_file_name_s_unless_asked() {
+        let capture = |args: &[&str]| match parse(&[&["capture"], args].concat()).unwrap().command {
+            Command::Capture(capture) => capture,
+            Command::Stats(_) => unreachable!(),
+        };
+        let args = capture(&["-w", "out.pcapng"]);
+        assert_eq!(args.format, None);
+        assert_eq!(Format::of_path(&args.file), Format::Pcapng);
+        assert_eq!(args.sort_window, 0);
+        let args = capture(&[
+            "-w",
+            "out.pcapng",
+            "--format",
+            "pcap",
+            "--sort-window",
+            "512",
+        ]);
+        assert_eq!((args.format, args.sort_window), (Some(Format::Pcap), 512));
+        assert!(parse(&["capture", "-w", "x", "--format", "erf"]).is_err());
+        assert!(parse(&["capture", "-w", "x", "--sort-window", "2000000"]).is_err());
     }
 
     #[test]
