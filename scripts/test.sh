@@ -13,7 +13,8 @@
 # doctests; on the same kernel under virtme-ng (vng); on the debug kernel
 # (KASAN, lockdep, atomic-sleep checks, kmemleak) with any kernel report
 # failing the run. Each run's CLI capture comes back to the host, where
-# tcpdump must read exactly the packets pktgen sent. Every test prints a TAP
+# tcpdump must read exactly the packets pktgen sent, and its pcapng goes
+# through capinfos and tshark. Every test prints a TAP
 # line; the last line is "N passed, N failed".
 #
 # Logs: $PKTRING_LOGDIR (default: logs/ in the cache, $CACHE of lib.sh); the
@@ -21,6 +22,7 @@
 # newest.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+. "$TOP/testnet.env"
 
 start=$SECONDS
 stamp=$(date +%Y%m%d-%H%M%S)
@@ -91,6 +93,67 @@ check_pcap() { # run, pcap
 	host_result $rc "$1: every packet in it is one pktgen sent, intact, each once"
 }
 
+# How many packets of a capture have a timestamp earlier than the one before,
+# as tshark reads the file.
+backwards() { # file
+	# As strings of digits, seconds and nanoseconds run together: a double
+	# would round the nanoseconds away.
+	tshark -r "$1" -T fields -e frame.time_epoch 2>/dev/null |
+		awk '{ t = $1; sub(/\./, "", t) } NR > 1 && (t "") < (last "") { n++ } { last = t } END { print n + 0 }'
+}
+
+# The number in a capture summary's "file:" line (the CLI's own count of the
+# timestamps that step back).
+said_backwards() { # summary
+	sed -n 's/^file: .* \([0-9]*\) timestamps earlier than the one before.*/\1/p' "$1"
+}
+
+# The pcapng the guest's CLI test sent back (a capture of exactly 1000
+# packets through a sort window), read with Debian's capinfos and tshark:
+# the packet count, nanosecond timestamps, every packet's CPU and RX queue,
+# the kernel's counters in the interface statistics block (through tshark's
+# MIME Files Format reader, which dissects the blocks themselves), the
+# payloads (through tcpdump and pcap_verify), and the CLI's count of
+# timestamps that step back, in it and in the pcap of the same test.
+check_pcapng() { # run, pcapng, its summary, the pcap, its summary
+	local run=$1 ng=$2 ng_sum=$3 pcap=$4 pcap_sum=$5 n rc stats said seen
+	capinfos -M "$ng" >"$tmp/capinfos" 2>&1 || true
+	n=$(sed -n 's/^Number of packets: *//p' "$tmp/capinfos")
+	rc=0
+	grep -q '^File type: .*pcapng' "$tmp/capinfos" && [ "$n" = 1000 ] &&
+		grep -q '^File timestamp precision: *nanoseconds (9)' "$tmp/capinfos" &&
+		grep -q "^ *Name = $PKTRING_GUEST_IFNAME\$" "$tmp/capinfos" || rc=1
+	[ $rc = 0 ] || sed 's/^/# /' "$tmp/capinfos"
+	host_result $rc "$run: capinfos reads the CLI's pcapng: $n of 1000 packets, nanosecond timestamps, interface $PKTRING_GUEST_IFNAME"
+	# Each packet's comment names its CPU and queue, and epb_queue agrees.
+	tshark -r "$ng" -T fields -E separator=/ -e frame.comment -e frame.interface_queue \
+		-e frame.time_epoch 2>/dev/null >"$tmp/fields"
+	rc=0
+	awk -F/ '!/^cpu [0-9]+, rx queue [0-9]+\/[0-9]+\// { bad++; next }
+		{ split($1, w, " "); if (w[5] != $2) bad++; cpus[w[2]]; if ($3 !~ /\.[0-9]{9}$/) bad++;
+		  if ($3 !~ /000$/) ns++ }
+		END { n = 0; for (c in cpus) n++; print NR, bad + 0, n, ns + 0; exit !(NR == 1000 && bad == 0 && ns > 0) }' \
+		"$tmp/fields" >"$tmp/fields.sum" || rc=1
+	host_result $rc "$run: tshark: every packet has its CPU and RX queue, in its comment and epb_queue, and a nanosecond timestamp (packets, bad, CPUs, stamps not in whole µs: $(cat "$tmp/fields.sum"))"
+	stats=$(tshark -r "$ng" -X 'read_format:MIME Files Format' -T fields -E separator=/ \
+		-e pcapng.options.option.data.interface.received -e pcapng.options.option.data.interface.dropped \
+		-e pcapng.options.option.data.interface.delivered_to_user 2>/dev/null | grep -v '^//$' | tail -n1)
+	said=$(sed -n 's/^kernel: *\([0-9]*\) packets, \([0-9]*\) drops$/\1\/\2/p' "$ng_sum")/$(sed -n 's/^packets: *\([0-9]*\) in .*/\1/p' "$ng_sum")
+	rc=0; [ -n "$stats" ] && [ "$stats" = "$said" ] || rc=1
+	host_result $rc "$run: the pcapng's statistics block has the kernel's counts: received/dropped/delivered $stats, the summary's $said"
+	rc=0; tcpdump -r "$ng" -w - 2>/dev/null |
+		"$TOP/selftests/pcap_verify" --count 1000 --flows 16 --size 200 >"$tmp/verify" 2>&1 || rc=1
+	sed 's/^/# /' "$tmp/verify"
+	host_result $rc "$run: every packet in the pcapng is one pktgen sent, intact, each once"
+	rc=0
+	for f in "$ng:$ng_sum" "$pcap:$pcap_sum"; do
+		said=$(said_backwards "${f#*:}") seen=$(backwards "${f%%:*}")
+		echo "# ${f%%:*}: the CLI says $said timestamps step back, tshark sees $seen"
+		[ -n "$said" ] && [ "$said" = "$seen" ] || rc=1
+	done
+	host_result $rc "$run: the CLI's count of timestamps that step back is tshark's, in the pcapng and in the pcap"
+}
+
 # Boots a kernel and runs the suite: from an initramfs with the run's modules,
 # or (vng) under virtme-ng from this tree. The console log is
 # test-RUN-<time>.log. Sets guest_rc.
@@ -122,7 +185,11 @@ run_guest() { # run, kernel build, module, suite arguments, kernel arguments
 		echo "not ok - $run: the guest run ended with rc $guest_rc without a failing test (see $log)" |
 			tee -a "$tap"
 	fi
-	[ "$run" = kunit ] || check_pcap "$run" "$tmp/out/cli-capture${suite_args:+-${suite_args#--}}.pcap"
+	if [ "$run" != kunit ]; then
+		f="$tmp/out/cli-capture${suite_args:+-${suite_args#--}}"
+		check_pcap "$run" "$f.pcap"
+		check_pcapng "$run" "$f.pcapng" "$f-ng.txt" "$f.pcap" "$f.txt"
+	fi
 	logs+=("$log")
 }
 

@@ -14,7 +14,9 @@
 # host sent either captured or counted as a kernel drop, and `pktring stats`.
 # Last, a capture of exactly 1000 packets (16 flows of 200-byte UDP) goes
 # to the host with pktring-export as NAME (default cli-capture.pcap), where
-# scripts/test.sh reads it with tcpdump and checks it with pcap_verify.
+# scripts/test.sh reads it with tcpdump and checks it with pcap_verify; and
+# one into pcapng through a sort window, as NAME with .pcapng, which the host
+# reads with tshark and capinfos. Each goes with its summary (.txt).
 
 . "${PKTRING_TESTNET:-/etc/pktring/testnet.env}"
 module=${PKTRING_MODULE:-/lib/modules/rust_pktring.ko}
@@ -174,12 +176,32 @@ pktring-traffic udp --dst $dst --flows 16 --count 1000 --size 200 --rate 1000 >/
 wait "$pid"
 echo "# capture exit status $?" >>"$tmp/exact.out"
 check_capture "capture of exactly 1000 packets" "$tmp/exact.out" "$tmp/exact.pcap" 1000 242
-if pktring-export "$tmp/exact.pcap" "$export_name" 2>"$tmp/export.err"; then
-	ok "the pcap reached the host as $export_name"
+# The same as pcapng, through a sort window, for the host to read with
+# tshark: the summary goes with it (NAME.txt), and the pcap's too.
+start_capture "$tmp/ng.out" capture -w "$tmp/exact.pcapng" -c 1000 -d 120s -i "$ifname" --family ipv4 --blocks 64 \
+	--sort-window 64
+pktring-traffic udp --dst $dst --flows 16 --count 1000 --size 200 --rate 1000 >/dev/null 2>&1
+wait "$pid"
+echo "# capture exit status $?" >>"$tmp/ng.out"
+summary "$tmp/ng.out"
+if grep -q '^# capture exit status 0$' "$tmp/ng.out" && [ "$written" = 1000 ] && [ "$corrupt" = 0 ] &&
+	[ "$kpackets" = 1000 ] && [ "$kdrops" = 0 ] &&
+	grep -q "^file: .*exact.pcapng (pcapng), [0-9]* timestamps earlier than the one before (sort window 64)$" "$tmp/ng.out"; then
+	ok "capture of exactly 1000 packets into pcapng, sort window 64"
 else
-	not_ok "the pcap reached the host as $export_name"
-	diag "$tmp/export.err"
+	not_ok "capture of exactly 1000 packets into pcapng, sort window 64"
+	diag "$tmp/ng.out"
 fi
+ng_name=${export_name%.pcap}.pcapng
+for f in "$tmp/exact.pcap:$export_name" "$tmp/exact.out:${export_name%.pcap}.txt" \
+	"$tmp/exact.pcapng:$ng_name" "$tmp/ng.out:${ng_name%.pcapng}-ng.txt"; do
+	if pktring-export "${f%%:*}" "${f#*:}" 2>"$tmp/export.err"; then
+		ok "$(basename "${f%%:*}") reached the host as ${f#*:}"
+	else
+		not_ok "$(basename "${f%%:*}") reached the host as ${f#*:}"
+		diag "$tmp/export.err"
+	fi
+done
 
 rmmod rust_pktring || not_ok "rmmod rust_pktring"
 rm -rf "$tmp"
