@@ -14,7 +14,7 @@ export PATH := /usr/bin:$(PATH):$(HOME)/.cargo/bin
 
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) RUSTC=/usr/bin/rustc
 
-.PHONY: modules noowner debug-module setup kernel kernel-debug clippy rustfmt-check clean run test test-debug vng-test kunit bench series series-export
+.PHONY: modules noowner debug-module setup kernel kernel-debug clippy rustfmt-check clean run shell test test-debug vng-test kunit bench series series-export
 
 modules: $(if $(filter $(CACHE)/%,$(KDIR)),kernel)
 	+$(KMAKE) modules
@@ -62,6 +62,10 @@ clean:
 
 run:
 	@bash scripts/run.sh
+
+# An interactive shell in a virtme-ng guest with the module loaded (scripts/shell.sh).
+shell:
+	@bash scripts/shell.sh
 
 test:
 	@bash scripts/test.sh

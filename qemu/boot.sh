@@ -3,7 +3,7 @@
 # end is a tap in a network namespace of its own, run the initramfs's
 # command, and exit with its status.
 #
-#	qemu/boot.sh --kernel BZIMAGE (--initramfs CPIO | --vng 'command')
+#	qemu/boot.sh --kernel BZIMAGE (--initramfs CPIO | --vng 'command' | --shell)
 #		[--log FILE] [--timeout SECONDS] [--smp N] [--mem SIZE]
 #		[--append 'cmdline'] [--accel tcg|kvm] [--outdir DIR] [--quiet]
 #		[-- extra qemu args]
@@ -12,6 +12,12 @@
 # --force-9p`, from the venv scripts/setup.sh makes): the guest's root is the
 # host's, read-only with overlays, and qemu/guest/vng-run.sh runs the command
 # there with the same network, control channel and exit line.
+#
+# --shell (`make shell`) boots the same virtme-ng guest with the module loaded
+# and an interactive shell on this terminal (qemu/guest/vng-shell.sh as the
+# user shell), the control channel served for pktring-traffic; no log, no
+# timeout; the guest powers off when the shell exits. Its stdin may also be a
+# pipe of commands.
 #
 # Network (addresses, prefixes and the guest's MAC from testnet.env): a fresh
 # namespace pktring-<pid>-<random> holds tap0 (multi_queue, one queue per
@@ -54,7 +60,7 @@ HOST_IP6=$PKTRING_HOST_IP6
 GUEST_IP6=$PKTRING_GUEST_IP6
 REQUEST_TIMEOUT=300	# one pktgen run, host side
 
-kernel= initrd= vng_cmd= log= timeout=300 smp=4 mem=2G append= accel=${PKTRING_ACCEL:-tcg} quiet=0 outdir=
+kernel= initrd= vng_cmd= shell=0 log= timeout=300 smp=4 mem=2G append= accel=${PKTRING_ACCEL:-tcg} quiet=0 outdir=
 extra=()
 # Set as things are created, so cleanup undoes exactly those.
 ns= tmp= qemu_pid= tee_pid= ctl_pid=
@@ -63,7 +69,7 @@ msg() { printf 'boot.sh: %s\n' "$*" >&2; }
 die() { printf 'boot.sh: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-	die "usage: $0 --kernel BZIMAGE (--initramfs CPIO | --vng CMD) [--log FILE] [--timeout S] [--smp N] [--mem SIZE] [--append CMDLINE] [--accel tcg|kvm] [--outdir DIR] [--quiet] [-- qemu args]"
+	die "usage: $0 --kernel BZIMAGE (--initramfs CPIO | --vng CMD | --shell) [--log FILE] [--timeout S] [--smp N] [--mem SIZE] [--append CMDLINE] [--accel tcg|kvm] [--outdir DIR] [--quiet] [-- qemu args]"
 }
 
 parse_args() {
@@ -72,6 +78,7 @@ parse_args() {
 		--kernel) kernel=${2-}; shift 2 || usage ;;
 		--initramfs | --initrd) initrd=${2-}; shift 2 || usage ;;
 		--vng) vng_cmd=${2-}; shift 2 || usage ;;
+		--shell) shell=1; shift ;;
 		--log) log=${2-}; shift 2 || usage ;;
 		--timeout) timeout=${2-}; shift 2 || usage ;;
 		--smp) smp=${2-}; shift 2 || usage ;;
@@ -84,12 +91,12 @@ parse_args() {
 		*) die "unknown argument '$1' (see the top of $0)" ;;
 		esac
 	done
-	[ -n "$kernel" ] && [ -n "$initrd$vng_cmd" ] && [ -z "$initrd" -o -z "$vng_cmd" ] || usage
+	[ -n "$kernel" ] && [ $(( ${initrd:+1} + ${vng_cmd:+1} + shell )) = 1 ] || usage
 	[ -f "$kernel" ] || die "kernel image $kernel not found"
 	[ -z "$initrd" ] || [ -f "$initrd" ] || die "initramfs $initrd not found"
 	VNG=${PKTRING_VNG:-$CACHE/vng-venv/bin/vng}
-	if [ -n "$vng_cmd" ]; then
-		[ -x "$VNG" ] || die "--vng: $VNG not found (scripts/setup.sh installs virtme-ng)"
+	if [ -n "$vng_cmd" ] || [ "$shell" = 1 ]; then
+		[ -x "$VNG" ] || die "--vng, --shell: $VNG not found (scripts/setup.sh installs virtme-ng)"
 		[[ $vng_cmd != *"'"* ]] || die "--vng: the command may not contain single quotes"
 	fi
 	[[ $timeout =~ ^[1-9][0-9]*$ ]] || die "--timeout $timeout: seconds expected"
@@ -264,13 +271,17 @@ qemu_args() {
 	local queues=$smp
 	local netdev="tap,id=n0,ifname=tap0,queues=$queues,script=no,downscript=no,vhost=off"
 	local nic="virtio-net-pci,netdev=n0,mq=on,vectors=$((2 * queues + 2)),mac=$GUEST_MAC"
-	if [ -n "$vng_cmd" ]; then
+	if [ -n "$vng_cmd" ] || [ "$shell" = 1 ]; then
 		# vng's own console is the first serial port, so the control
 		# channel is still ttyS1; --verbose puts the kernel log on it.
 		# vng runs the venv's other commands (virtme-run) from PATH.
-		QARGS=(env PATH="$(dirname "$VNG"):$PATH" "$VNG" --run "$kernel" --force-9p --verbose --no-dhcp --cpus "$smp" --memory "$mem"
-			--exec "$HERE/guest/vng-run.sh '$vng_cmd'"
+		QARGS=(env PATH="$(dirname "$VNG"):$PATH" "$VNG" --run "$kernel" --force-9p --no-dhcp --cpus "$smp" --memory "$mem"
 			--qemu-opts="-netdev $netdev -device $nic -chardev pipe,id=ctl,path=$tmp/ctl -serial chardev:ctl ${extra[*]}")
+		if [ "$shell" = 1 ]; then
+			QARGS+=(--shell "$HERE/guest/vng-shell.sh")
+		else
+			QARGS+=(--verbose --exec "$HERE/guest/vng-run.sh '$vng_cmd'")
+		fi
 		# Without root=, 6.12 mounts the 9p root with an empty device name
 		# instead of vng's mount tag.
 		QARGS+=(--append "root=/dev/root$append")
@@ -379,6 +390,16 @@ main() {
 	tmp=$(mktemp -d "${TMPDIR:-/tmp}/pktring-boot.XXXXXX")
 	ensure_pktgen
 	setup_netns
+	if [ "$shell" = 1 ]; then
+		msg "namespace $ns, $accel, $smp CPUs, $mem: booting an interactive guest"
+		mkfifo "$tmp/ctl.in" "$tmp/ctl.out"
+		serve_ctl &
+		ctl_pid=$!
+		qemu_args
+		local rc=0
+		ip netns exec "$ns" "${QARGS[@]}" || rc=$?
+		exit "$rc"
+	fi
 	msg "namespace $ns, $accel, $smp CPUs, $mem; console log: $log"
 	start_qemu
 	wait_qemu

@@ -193,6 +193,34 @@ run_guest() { # run, kernel build, module, suite arguments, kernel arguments
 	logs+=("$log")
 }
 
+# `make shell` driven by a script instead of a person, once its shell is up:
+# a capture into pcapng in the guest, read back there with the host's
+# tshark, and `exit` to power the guest off (the console does not pass EOF on).
+check_shell() {
+	local out=$tmp/shell.out fifo=$tmp/shell.in pid w i=0 rc=0
+	mkfifo "$fifo"
+	timeout 900 bash "$TOP/scripts/shell.sh" <"$fifo" >"$out" 2>&1 &
+	pid=$!
+	exec {w}>"$fifo"
+	while ! grep -q '^vng-run: exit (or Ctrl-D)' "$out" && kill -0 "$pid" 2>/dev/null && [ $i -lt 600 ]; do
+		sleep 1
+		i=$((i + 1))
+	done
+	# Lines typed before the shell reads its terminal would be lost.
+	sleep 3
+	printf '%s\n' ": a line for what the terminal may still drop" \
+		"pktring capture -w /tmp/s.pcapng -i $PKTRING_GUEST_IFNAME -c 100 -d 120s -q & sleep 3" \
+		"pktring-traffic udp --dst $PKTRING_GUEST_IP4 --flows 4 --count 300 --rate 1000 >/dev/null" \
+		'wait; echo "shell-session: capture $?, tshark reads $(tshark -r /tmp/s.pcapng 2>/dev/null | wc -l) packets"' \
+		exit >&"$w"
+	exec {w}>&-
+	wait "$pid" || rc=$?
+	cp "$out" "$LOGDIR/shell-$stamp.log"
+	grep -q '^shell-session: capture 0, tshark reads 100 packets' "$out" && [ $rc = 0 ] || rc=1
+	[ $rc = 0 ] || tail -n 20 "$out" | sed 's/^/# /'
+	host_result $rc "make shell: boots with the module loaded; a capture in its shell reads back with tshark (log: $LOGDIR/shell-$stamp.log)"
+}
+
 # `make kunit`: the base kernel's boot-time doctests only, for the series' edit loop.
 run_kunit() { # kernel build
 	local log="$LOGDIR/test-kunit-$stamp.log"
@@ -215,7 +243,10 @@ for flavour in "${flavours[@]}"; do
 	case "$flavour" in
 	base) run_guest base "$kdir" "$TOP/rust_pktring.ko" "" "" ;;
 	kunit) run_kunit "$kdir" ;;
-	vng) run_guest vng "$kdir" "$TOP/rust_pktring.ko" --vng "" ;;
+	vng)
+		run_guest vng "$kdir" "$TOP/rust_pktring.ko" --vng ""
+		check_shell
+		;;
 	debug)
 		dkdir=$(bash "$TOP/scripts/kernel.sh" debug | tail -n1)
 		make -C "$TOP" -s debug-module >>"$LOGDIR/module.log" 2>&1 ||

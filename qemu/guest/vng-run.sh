@@ -4,6 +4,11 @@
 # the command, and print "@@PKTRING-EXIT <rc>@@" for boot.sh.
 #
 #	vng-run.sh 'shell command'
+#	vng-run.sh --shell
+#
+# --shell (`make shell`: qemu/boot.sh --shell, with vng-shell.sh as
+# virtme-ng's user shell) loads the module and hands the console to an
+# interactive shell instead; the guest powers off when it exits.
 #
 # Busybox's applets come first in PATH, so the guest tests run under the same
 # shell and tools as in the initramfs guest; then the project's guest scripts
@@ -28,6 +33,15 @@ else
 	echo "vng-run: $dev is missing or could not be set up"
 fi
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+if [ "$1" = --shell ]; then
+	insmod "$PKTRING_MODULE" || echo "vng-run: insmod $PKTRING_MODULE failed"
+	echo "vng-run: kernel $(uname -r), $(nproc) CPUs, rust_pktring loaded from $PKTRING_MODULE"
+	echo "vng-run: $dev is $PKTRING_GUEST_IP4; pktring-traffic has the host ($PKTRING_HOST_IP4) send to it:"
+	echo "vng-run:   pktring capture -w /tmp/x.pcapng -i $dev -c 100 &"
+	echo "vng-run:   pktring-traffic udp --dst $PKTRING_GUEST_IP4 --count 100 --rate 1000"
+	echo "vng-run: exit (or Ctrl-D) powers the guest off."
+	cd /tmp && exec sh -i
+fi
 echo "vng-run: kernel $(uname -r), $(nproc) CPUs online, running: $*"
 cd /tmp && sh -c "$*" </dev/null
 rc=$?
