@@ -126,19 +126,19 @@ check_pcapng() { # run, pcapng, its summary, the pcap, its summary
 	[ $rc = 0 ] || sed 's/^/# /' "$tmp/capinfos"
 	host_result $rc "$run: capinfos reads the CLI's pcapng: $n of 1000 packets, nanosecond timestamps, interface $PKTRING_GUEST_IFNAME"
 	# Each packet's comment names its CPU and queue, and epb_queue agrees.
-	tshark -r "$ng" -T fields -E separator=/ -e frame.comment -e frame.interface_queue \
+	tshark -r "$ng" -T fields -E 'separator=;' -e frame.comment -e frame.interface_queue \
 		-e frame.time_epoch 2>/dev/null >"$tmp/fields"
 	rc=0
-	awk -F/ '!/^cpu [0-9]+, rx queue [0-9]+\/[0-9]+\// { bad++; next }
-		{ split($1, w, " "); if (w[5] != $2) bad++; cpus[w[2]]; if ($3 !~ /\.[0-9]{9}$/) bad++;
+	awk -F';' '!/^cpu [0-9]+, rx queue [0-9]+;[0-9]+;/ { bad++; next }
+		{ split($1, w, " "); if (w[5] != $2) bad++; cpus[w[2]]; if ($3 !~ /\.[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]$/) bad++;
 		  if ($3 !~ /000$/) ns++ }
 		END { n = 0; for (c in cpus) n++; print NR, bad + 0, n, ns + 0; exit !(NR == 1000 && bad == 0 && ns > 0) }' \
 		"$tmp/fields" >"$tmp/fields.sum" || rc=1
 	host_result $rc "$run: tshark: every packet has its CPU and RX queue, in its comment and epb_queue, and a nanosecond timestamp (packets, bad, CPUs, stamps not in whole µs: $(cat "$tmp/fields.sum"))"
-	stats=$(tshark -r "$ng" -X 'read_format:MIME Files Format' -T fields -E separator=/ \
+	stats=$(tshark -r "$ng" -X 'read_format:MIME Files Format' -T fields -E 'separator=;' \
 		-e pcapng.options.option.data.interface.received -e pcapng.options.option.data.interface.dropped \
-		-e pcapng.options.option.data.interface.delivered_to_user 2>/dev/null | grep -v '^//$' | tail -n1)
-	said=$(sed -n 's/^kernel: *\([0-9]*\) packets, \([0-9]*\) drops$/\1\/\2/p' "$ng_sum")/$(sed -n 's/^packets: *\([0-9]*\) in .*/\1/p' "$ng_sum")
+		-e pcapng.options.option.data.interface.delivered_to_user 2>/dev/null | grep -v '^;;$' | tail -n1)
+	said="$(sed -n 's/^kernel: *\([0-9]*\) packets, \([0-9]*\) drops$/\1;\2/p' "$ng_sum");$(sed -n 's/^packets: *\([0-9]*\) in .*/\1/p' "$ng_sum")"
 	rc=0; [ -n "$stats" ] && [ "$stats" = "$said" ] || rc=1
 	host_result $rc "$run: the pcapng's statistics block has the kernel's counts: received/dropped/delivered $stats, the summary's $said"
 	rc=0; tcpdump -r "$ng" -w - 2>/dev/null |
