@@ -22,3 +22,14 @@ GIT=(git -c user.name="rust_pktring build" -c user.email=build@rust-pktring.inva
 
 step() { printf '==> %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# What `make run` and `make shell` boot besides the kernel build $1: the
+# module, the host's traffic generator and the static pktring CLI.
+build_guest_programs() { # kernel build
+	make -C "$TOP" -s KDIR="$1" modules >"$LOGDIR/module.log" 2>&1 ||
+		die "module build failed (see $LOGDIR/module.log)"
+	make -C "$TOP/selftests" -s pktgen >"$LOGDIR/selftests.log" 2>&1 ||
+		die "building the traffic generator failed (see $LOGDIR/selftests.log)"
+	make -C "$TOP/userspace" -s guest >"$LOGDIR/userspace.log" 2>&1 ||
+		die "the pktring CLI did not build (see $LOGDIR/userspace.log)"
+}

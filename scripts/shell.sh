@@ -15,12 +15,7 @@ bash "$TOP/scripts/setup.sh"
 kdir=$(bash "$TOP/scripts/kernel.sh" base | tail -n1)
 
 step "building rust_pktring.ko, the pktring CLI and the traffic generator"
-make -C "$TOP" -s KDIR="$kdir" modules >"$LOGDIR/module.log" 2>&1 ||
-	die "module build failed (see $LOGDIR/module.log)"
-make -C "$TOP/selftests" -s pktgen >"$LOGDIR/selftests.log" 2>&1 ||
-	die "building the traffic generator failed (see $LOGDIR/selftests.log)"
-make -C "$TOP/userspace" -s guest >"$LOGDIR/userspace.log" 2>&1 ||
-	die "the pktring CLI did not build (see $LOGDIR/userspace.log)"
+build_guest_programs "$kdir"
 
 step "booting the guest (virtme-ng, TCG: about a minute); exit the shell to power it off"
 exec "$TOP/qemu/boot.sh" --kernel "$kdir/arch/x86/boot/bzImage" --shell
