@@ -359,8 +359,8 @@ pub(crate) struct PcapSink<W: Write> {
     out: W,
 }
 
-/// The buffer in front of the pcap file: large writes, few system calls.
-const PCAP_BUFFER: usize = 1 << 20;
+/// The buffer in front of a capture file (pcap or pcapng): large writes, few system calls.
+pub(crate) const FILE_BUFFER: usize = 1 << 20;
 
 /// The magic number of a pcap file with nanosecond timestamps, in the writer's byte order.
 const PCAP_MAGIC_NANOS: u32 = 0xa1b2_3c4d;
@@ -369,7 +369,7 @@ impl PcapSink<BufWriter<File>> {
     /// Creates the file `path`.
     pub(crate) fn create(path: &Path, snaplen: u32) -> Result<Self> {
         let file = File::create(path).with_context(|| format!("{}", path.display()))?;
-        Self::new(BufWriter::with_capacity(PCAP_BUFFER, file), snaplen)
+        Self::new(BufWriter::with_capacity(FILE_BUFFER, file), snaplen)
     }
 }
 

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use crate::capture::FILE_BUFFER;
 use crate::sink::Record;
 
 /// Block types.
@@ -151,14 +152,11 @@ pub(crate) struct PcapngSink<W: Write> {
     scratch: Vec<u8>,
 }
 
-/// The buffer in front of the file: large writes, few system calls.
-const BUFFER: usize = 1 << 20;
-
 impl PcapngSink<BufWriter<File>> {
     /// Creates the file `path`.
     pub(crate) fn create(path: &Path, interface: &Interface<'_>) -> Result<Self> {
         let file = File::create(path).with_context(|| format!("{}", path.display()))?;
-        Self::new(BufWriter::with_capacity(BUFFER, file), interface)
+        Self::new(BufWriter::with_capacity(FILE_BUFFER, file), interface)
     }
 }
 
