@@ -39,8 +39,11 @@
 # streamed to stdout unless --quiet. Host-side lines are prefixed "[host]".
 #
 # Exit status: the guest's rc from its "@@PKTRING-EXIT <rc>@@" line;
-# otherwise 124 timeout, 125 kernel panic, 126 no exit line (QEMU died or
-# failed to start). Each case prints one "boot.sh: error: ..." line.
+# otherwise 123 the guest never reached user space (no "pktring-init:" or
+# "vng-run:" line within $PKTRING_BOOT_TIMEOUT seconds, default 300: no
+# test ran, so the caller may boot again), 124 timeout, 125 kernel panic,
+# 126 no exit line (QEMU died or failed to start). Each case prints one
+# "boot.sh: error: ..." line.
 #
 # Accelerator: TCG (multi-threaded) by default because a nested KVM guest
 # hangs on this project's CI machine; --accel kvm (or PKTRING_ACCEL=kvm)
@@ -60,6 +63,7 @@ HOST_IP6=$PKTRING_HOST_IP6
 GUEST_IP6=$PKTRING_GUEST_IP6
 REQUEST_TIMEOUT=300	# one pktgen run, host side
 
+boot_timeout=${PKTRING_BOOT_TIMEOUT:-300}
 kernel= initrd= vng_cmd= shell=0 log= timeout=300 smp=4 mem=2G append= accel=${PKTRING_ACCEL:-tcg} quiet=0 outdir=
 extra=()
 # Set as things are created, so cleanup undoes exactly those.
@@ -328,12 +332,20 @@ start_qemu() {
 # Wait for QEMU to end, the timeout, or a guest that reported its exit but
 # does not power off.
 wait_qemu() {
-	local start=$SECONDS seen=
-	TIMED_OUT=0
+	local start=$SECONDS seen= up=
+	TIMED_OUT=0 NO_USERSPACE=0
 	while kill -0 "$qemu_pid" 2>/dev/null; do
 		if ((SECONDS - start >= timeout)); then
 			TIMED_OUT=1
 			break
+		fi
+		if [ -z "$up" ]; then
+			if grep -aqE '(pktring-init|vng-run): ' "$log"; then
+				up=$SECONDS
+			elif ((SECONDS - start >= boot_timeout)); then
+				NO_USERSPACE=1
+				break
+			fi
 		fi
 		if [ -z "$seen" ] && grep -aq '@@PKTRING-EXIT [0-9]*@@' "$log"; then
 			seen=$SECONDS
@@ -368,7 +380,10 @@ result() {
 		return "$line"
 	fi
 	panic=$(grep -a -m1 'Kernel panic - not syncing' "$log" | sed 's/^\[[^]]*\] //') || true
-	if [ "$TIMED_OUT" = 1 ]; then
+	if [ "$NO_USERSPACE" = 1 ]; then
+		msg "error: the guest did not reach user space within ${boot_timeout}s (log: $log)"
+		return 123
+	elif [ "$TIMED_OUT" = 1 ]; then
 		msg "error: timeout: no @@PKTRING-EXIT line within ${timeout}s (log: $log)"
 		return 124
 	elif [ -n "$panic" ]; then
