@@ -16,8 +16,12 @@ use pktring::{Frame, Ring};
 
 use crate::sink::Record;
 
-/// How often the kernel's counters, and the progress line, are refreshed.
+/// How often the progress line, and the kernel's counters it shows, are refreshed.
 const TICK: Duration = Duration::from_millis(250);
+
+/// How long the consumer waits at most without a progress line (it reads the counters only at
+/// the end then): the latency of a signal that lands just before a wait, which does not end it.
+const QUIET_TICK: Duration = Duration::from_secs(1);
 
 /// When a capture stops, besides a signal.
 pub(crate) struct Limits {
@@ -267,7 +271,7 @@ impl Progress {
 }
 
 /// Takes frames from `source` and hands each to `sink` until `limits` or `stop`; returns what
-/// it saw, with the kernel's counters read every [`TICK`] and at the end.
+/// it saw, with the kernel's counters read at the end, and every [`TICK`] for a progress line.
 pub(crate) fn consume(
     source: &mut impl FrameSource,
     limits: &Limits,
@@ -282,7 +286,8 @@ pub(crate) fn consume(
         since: start,
         packets: 0,
     });
-    let mut tick = start + TICK;
+    let interval = if progress.is_some() { TICK } else { QUIET_TICK };
+    let mut tick = start + interval;
     let cost_at_start = Cost::of_self().map(|cost| Cost {
         wakeups: source.wakeups(),
         ..cost
@@ -310,11 +315,11 @@ pub(crate) fn consume(
             break;
         }
         if now >= tick {
-            summary.add_kernel(source.take_stats()?);
             if let Some(progress) = &mut progress {
+                summary.add_kernel(source.take_stats()?);
                 progress.show(&summary, now);
             }
-            tick = now + TICK;
+            tick = now + interval;
         }
         if limits.count.is_some_and(|count| summary.packets >= count) {
             break;
@@ -542,6 +547,17 @@ mod tests {
         let stop = AtomicBool::new(false);
         let summary = consume(&mut reader, &limits, &stop, &QUIET, |_| Ok(())).unwrap();
         assert!(summary.elapsed >= Duration::from_millis(600));
+        assert_eq!(
+            summary.kernel.packets, 1,
+            "without a progress line, read once at the end"
+        );
+
+        // With a progress line (on stderr), the counters it shows are read every tick.
+        let progress = Output {
+            quiet: false,
+            progress: true,
+        };
+        let summary = consume(&mut reader, &limits, &stop, &progress, |_| Ok(())).unwrap();
         assert!(
             summary.kernel.packets >= 3,
             "read every tick and at the end"
