@@ -108,13 +108,28 @@ said_backwards() { # summary
 	sed -n 's/^file: .* \([0-9]*\) timestamps earlier than the one before.*/\1/p' "$1" 2>/dev/null || true
 }
 
+# received;dropped;delivered from a pcapng's statistics block (the last), read
+# with tshark's MIME Files Format reader, which dissects the blocks themselves.
+isb_counts() { # pcapng
+	tshark -r "$1" -X 'read_format:MIME Files Format' -T fields -E 'separator=;' \
+		-e pcapng.options.option.data.interface.received -e pcapng.options.option.data.interface.dropped \
+		-e pcapng.options.option.data.interface.delivered_to_user 2>/dev/null | grep -v '^;;$' | tail -n1 || true
+}
+
+# The same three counts from a capture summary: the kernel's packets and
+# drops, and the packets written.
+summary_counts() { # summary
+	echo "$(sed -n 's/^kernel: *\([0-9]*\) packets, \([0-9]*\) drops$/\1;\2/p' "$1" 2>/dev/null);$(sed -n 's/^packets: *\([0-9]*\) in .*/\1/p' "$1" 2>/dev/null)"
+}
+
 # The pcapng the guest's CLI test sent back (a capture of exactly 1000
 # packets through a sort window), read with Debian's capinfos and tshark:
 # the packet count, nanosecond timestamps, every packet's CPU and RX queue,
 # the kernel's counters in the interface statistics block (through tshark's
 # MIME Files Format reader, which dissects the blocks themselves), the
 # payloads (through tcpdump and pcap_verify), and the CLI's count of
-# timestamps that step back, in it and in the pcap of the same test.
+# timestamps that step back, in it and in the pcap of the same test; and the
+# statistics block of a capture with drops.
 check_pcapng() { # run, pcapng, its summary, the pcap, its summary
 	local run=$1 ng=$2 ng_sum=$3 pcap=$4 pcap_sum=$5 n rc stats said seen
 	capinfos -M "$ng" >"$tmp/capinfos" 2>&1 || true
@@ -135,12 +150,13 @@ check_pcapng() { # run, pcapng, its summary, the pcap, its summary
 		END { n = 0; for (c in cpus) n++; print NR, bad + 0, n, ns + 0; exit !(NR == 1000 && bad == 0 && ns > 0) }' \
 		"$tmp/fields" >"$tmp/fields.sum" || rc=1
 	host_result $rc "$run: tshark: every packet has its CPU and RX queue, in its comment and epb_queue, and a nanosecond timestamp (packets, bad, CPUs, stamps not in whole µs: $(cat "$tmp/fields.sum"))"
-	stats=$(tshark -r "$ng" -X 'read_format:MIME Files Format' -T fields -E 'separator=;' \
-		-e pcapng.options.option.data.interface.received -e pcapng.options.option.data.interface.dropped \
-		-e pcapng.options.option.data.interface.delivered_to_user 2>/dev/null | grep -v '^;;$' | tail -n1) || true
-	said="$(sed -n 's/^kernel: *\([0-9]*\) packets, \([0-9]*\) drops$/\1;\2/p' "$ng_sum" 2>/dev/null);$(sed -n 's/^packets: *\([0-9]*\) in .*/\1/p' "$ng_sum" 2>/dev/null)" || true
-	rc=0; [ -n "$stats" ] && [ "$stats" = "$said" ] || rc=1
-	host_result $rc "$run: the pcapng's statistics block has the kernel's counts: received/dropped/delivered $stats, the summary's $said"
+	for f in "$ng:$ng_sum" "${ng%.pcapng}-drops.pcapng:${ng%.pcapng}-drops.txt"; do
+		stats=$(isb_counts "${f%%:*}") said=$(summary_counts "${f#*:}")
+		rc=0; [ -n "$stats" ] && [ "$stats" = "$said" ] || rc=1
+		host_result $rc "$run: the statistics block of $(basename "${f%%:*}") has the kernel's counts: received;dropped;delivered $stats, the summary's $said"
+	done
+	rc=0; [ "$(echo "$stats" | cut -d';' -f2)" -gt 0 ] 2>/dev/null || rc=1
+	host_result $rc "$run: the capture with drops has drops in its statistics block ($stats)"
 	rc=0; tcpdump -r "$ng" -w - 2>/dev/null |
 		"$TOP/selftests/pcap_verify" --count 1000 --flows 16 --size 200 >"$tmp/verify" 2>&1 || rc=1
 	sed 's/^/# /' "$tmp/verify"

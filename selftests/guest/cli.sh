@@ -16,7 +16,8 @@
 # to the host with pktring-export as NAME (default cli-capture.pcap), where
 # scripts/test.sh reads it with tcpdump and checks it with pcap_verify; and
 # one into pcapng through a sort window, as NAME with .pcapng, which the host
-# reads with tshark and capinfos. Each goes with its summary (.txt).
+# reads with tshark and capinfos, and one with drops (NAME-drops.pcapng).
+# Each goes with its summary (.txt).
 
 . "${PKTRING_TESTNET:-/etc/pktring/testnet.env}"
 module=${PKTRING_MODULE:-/lib/modules/rust_pktring.ko}
@@ -192,9 +193,30 @@ else
 	not_ok "capture of exactly 1000 packets into pcapng, sort window 64"
 	diag "$tmp/ng.out"
 fi
+# A pcapng with drops: the capture is stopped (SIGSTOP) while the host sends,
+# so its 32-frame ring fills; the host checks that the file's statistics
+# block has the kernel's drops.
+start_capture "$tmp/drops.out" capture -w "$tmp/drops.pcapng" -d 120s -i "$ifname" --family ipv4 \
+	--block-size 65536 --blocks 1
+kill -STOP "$pid"
+pktring-traffic udp --dst $dst --flows 4 --count 500 --size 200 --rate 2000 >/dev/null 2>&1
+kill -CONT "$pid"
+sleep 2
+kill -INT "$pid"
+wait "$pid"
+echo "# capture exit status $?" >>"$tmp/drops.out"
+summary "$tmp/drops.out"
+if grep -q '^# capture exit status 0$' "$tmp/drops.out" && [ "$kpackets" = 500 ] && [ "$kdrops" -gt 0 ] &&
+	[ $((written + kdrops)) -eq 500 ]; then
+	ok "a stopped capture into pcapng: $written packets, $kdrops kernel drops"
+else
+	not_ok "a stopped capture into pcapng drops what its ring cannot hold"
+	diag "$tmp/drops.out"
+fi
 ng_name=${export_name%.pcap}.pcapng
 for f in "$tmp/exact.pcap:$export_name" "$tmp/exact.out:${export_name%.pcap}.txt" \
-	"$tmp/exact.pcapng:$ng_name" "$tmp/ng.out:${ng_name%.pcapng}-ng.txt"; do
+	"$tmp/exact.pcapng:$ng_name" "$tmp/ng.out:${ng_name%.pcapng}-ng.txt" \
+	"$tmp/drops.pcapng:${ng_name%.pcapng}-drops.pcapng" "$tmp/drops.out:${ng_name%.pcapng}-drops.txt"; do
 	if pktring-export "${f%%:*}" "${f#*:}" 2>"$tmp/export.err"; then
 		ok "$(basename "${f%%:*}") reached the host as ${f#*:}"
 	else
