@@ -63,8 +63,9 @@ struct CaptureArgs {
     #[arg(long, value_enum, value_name = "FORMAT")]
     format: Option<Format>,
     /// Hold up to N packets and write them in timestamp order (CPUs interleave in the ring,
-    /// so timestamps otherwise step back now and then); 0: as they come.
-    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    /// so timestamps otherwise step back now and then); 0: as they come. The window holds
+    /// copies: up to N captured packets of memory.
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=65536))]
     sort_window: u32,
     /// Stop after COUNT packets.
     #[arg(short = 'c', long, value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..))]
@@ -511,7 +512,7 @@ mod tests {
         ]);
         assert_eq!((args.format, args.sort_window), (Some(Format::Pcap), 512));
         assert!(parse(&["capture", "-w", "x", "--format", "erf"]).is_err());
-        assert!(parse(&["capture", "-w", "x", "--sort-window", "2000000"]).is_err());
+        assert!(parse(&["capture", "-w", "x", "--sort-window", "65537"]).is_err());
     }
 
     #[test]
