@@ -85,6 +85,25 @@ def read_tcgstat(path):
     return marks, prof
 
 
+def note_or_ksym(line, notes, ksyms):
+    """Takes an "@@NOTE text" line into notes or an "@@KSYM addr name" line into ksyms; returns
+    whether the line was one of them."""
+    i = line.find("@@NOTE ")
+    if i >= 0:
+        notes.append(line[i + 7:].strip())
+        return True
+    i = line.find("@@KSYM ")
+    if i >= 0:
+        parts = line[i + 7:].split()
+        if len(parts) >= 2:
+            try:
+                ksyms.append((int(parts[0], 16), parts[1]))
+            except ValueError:
+                pass
+        return True
+    return False
+
+
 def read_console(path):
     """The @@BENCH lines, @@NOTE lines and module symbols (@@KSYM addr name).
 
@@ -104,18 +123,8 @@ def read_console(path):
                 if first is None:
                     first = ksyms
                 continue
-            i = line.find("@@NOTE ")
-            if i >= 0:
-                notes.append(line[i + 7:].strip())
+            if note_or_ksym(line, notes, ksyms):
                 continue
-            i = line.find("@@KSYM ")
-            if i >= 0:
-                parts = line[i + 7:].split()
-                if len(parts) >= 2:
-                    try:
-                        ksyms.append((int(parts[0], 16), parts[1]))
-                    except ValueError:
-                        pass
     for ph in phases:
         ph["ksyms"].sort()
     return phases, notes, first if first is not None else ksyms
@@ -824,18 +833,8 @@ def read_capture_console(path):
                 kv = parse_kv(line[i + 11:])
                 reads[kv.get("label")] = kv
                 continue
-            i = line.find("@@NOTE ")
-            if i >= 0:
-                notes.append(line[i + 7:].strip())
+            if note_or_ksym(line, notes, ksyms):
                 continue
-            i = line.find("@@KSYM ")
-            if i >= 0:
-                parts = line[i + 7:].split()
-                if len(parts) >= 2:
-                    try:
-                        ksyms.append((int(parts[0], 16), parts[1]))
-                    except ValueError:
-                        pass
     ksyms.sort()
     for c in caps:
         c["log"] = logs.get(c.get("label"), [])
