@@ -14,12 +14,13 @@
 //!
 //! `claim()` and `release()` each run under the ring lock; the copy in between does not.
 
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use kernel::bindings;
 use kernel::bitmap::BitmapVec;
 use kernel::mm::user_shared::UserSharedBuffer;
+use kernel::net::filter::FilterSlot;
 use kernel::net::netfilter::{Detached, Hook, HookState, Verdict};
-use kernel::net::skbuff::{Checksum, SkBuff};
+use kernel::net::skbuff::{Checksum, SkBuff, MAX_LINK_SOURCE};
 use kernel::prelude::*;
 use kernel::sync::poll::{events, new_poll_wait_queue, PollWaitQueue};
 use kernel::sync::{new_spinlock_bh, Arc, BhDisabled, SpinLockBh};
@@ -51,7 +52,10 @@ struct RingInner {
     unannounced: usize,
     /// The batch timer is set (batching only).
     timer_set: bool,
+    /// The counters since they were last read (`filtered` is kept apart, in [`Ring`]).
     stats: Stats,
+    /// The counters read before, for the totals that fdinfo shows.
+    taken: Stats,
 }
 
 impl RingInner {
@@ -236,6 +240,11 @@ pub(crate) struct Ring {
     selection: Selection,
     /// Batched wake-ups, if the request asked for them.
     batch: Option<Batch>,
+    /// The file's capture filter, run before a slot is claimed.
+    filter: Arc<FilterSlot>,
+    /// Packets the filter rejected since the counters were last read: counted without the ring
+    /// lock, which a rejected packet never takes.
+    filtered: AtomicU64,
     /// The lock-protected state and the readers, as the handler of the batch timer.
     #[pin]
     core: HrTimer<Core>,
@@ -250,12 +259,13 @@ struct Claim {
 }
 
 impl Ring {
-    /// Allocates a ring with `layout` that captures `selection` and wakes `readers`, at once or
-    /// in batches. May sleep; takes no lock.
+    /// Allocates a ring with `layout` that captures `selection`, runs the packets through
+    /// `filter` and wakes `readers`, at once or in batches. May sleep; takes no lock.
     pub(crate) fn new(
         layout: &Layout,
         selection: &Selection,
         batch: Option<Batch>,
+        filter: Arc<FilterSlot>,
         readers: Arc<Readers>,
     ) -> Result<Arc<Self>> {
         let buf = UserSharedBuffer::new(layout.mmap_size())?;
@@ -269,6 +279,7 @@ impl Ring {
             unannounced: 0,
             timer_set: false,
             stats: Stats::default(),
+            taken: Stats::default(),
         };
         Arc::pin_init(
             pin_init!(Self {
@@ -276,6 +287,8 @@ impl Ring {
                 layout: *layout,
                 selection: *selection,
                 batch,
+                filter,
+                filtered: AtomicU64::new(0),
                 core <- HrTimer::new(pin_init!(Core {
                     inner <- new_spinlock_bh!(inner, "pktring_ring"),
                     readers,
@@ -298,9 +311,27 @@ impl Ring {
         &self.layout
     }
 
+    pub(crate) fn selection(&self) -> &Selection {
+        &self.selection
+    }
+
     /// Returns the counters and clears them. Process context.
     pub(crate) fn take_stats(&self) -> Stats {
-        core::mem::take(&mut self.inner().lock().stats)
+        let mut inner = self.inner().lock();
+        let mut stats = core::mem::take(&mut inner.stats);
+        // Under the lock, so that the totals count each filtered packet once too.
+        stats.filtered = self.filtered.swap(0, Ordering::Relaxed);
+        inner.taken.add(&stats);
+        stats
+    }
+
+    /// Returns the counters since the ring was set up. Process context.
+    pub(crate) fn totals(&self) -> Stats {
+        let inner = self.inner().lock();
+        let mut totals = inner.stats;
+        totals.filtered = self.filtered.load(Ordering::Relaxed);
+        totals.add(&inner.taken);
+        totals
     }
 
     /// Returns `true` if the frame before the one readers were last told of belongs to user
@@ -400,12 +431,26 @@ impl Ring {
         false
     }
 
-    /// The producer path: claim a slot, fill it without the lock, release it, wake readers.
-    fn receive(&self, skb: &SkBuff, bh: &BhDisabled<'_>) {
+    /// The producer path: run the filter, claim a slot, fill it without the lock, release it,
+    /// wake readers.
+    fn receive(&self, skb: &SkBuff, state: &HookState<'_>, bh: &BhDisabled<'_>) {
+        let start = self.frame_start(skb);
+        // The filter's verdict is how many bytes from `start` to keep: 0 rejects the packet,
+        // before it takes a slot. A program that cannot run (it can: `start` is within the
+        // headroom) rejects it too, rather than capture what the filter would have refused.
+        let keep = match self.filter.run(skb, start.mac, bh) {
+            None => usize::MAX,
+            Some(Ok(keep)) => keep as usize,
+            Some(Err(_)) => 0,
+        };
+        if keep == 0 {
+            self.filtered.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let Some(claim) = self.claim(bh) else {
             return;
         };
-        let flags = self.fill(&claim, skb, bh);
+        let flags = self.fill(&claim, skb, state, start, keep, bh);
         if self.release(claim, TP_STATUS_USER | flags, bh) {
             self.core.handler().readers.wake();
         }
@@ -416,22 +461,46 @@ impl Ring {
     /// sees its device only, but every EtherType.
     fn accepts(&self, skb: &SkBuff, state: &HookState<'_>) -> bool {
         let sel = &self.selection;
-        if sel.hook != uapi::Hook::Ingress && sel.ifindex != 0 && state.in_ifindex() != sel.ifindex
-        {
-            return false;
-        }
-        match skb.protocol() {
-            uapi::ETH_P_IP => sel.ipv4,
-            uapi::ETH_P_IPV6 => sel.ipv6,
-            _ => false,
+        let ifindex = match sel.hook {
+            uapi::Hook::PreRouting | uapi::Hook::LocalIn => state.in_ifindex(),
+            uapi::Hook::LocalOut | uapi::Hook::PostRouting => state.out_ifindex(),
+            uapi::Hook::Ingress | uapi::Hook::Egress => sel.ifindex,
+        };
+        (sel.ifindex == 0 || ifindex == sel.ifindex) && sel.protocols.accepts(skb.protocol())
+    }
+
+    /// Returns where the frame of `skb` starts and where its network header is, from `data`:
+    /// at the MAC header when there is one in front of `data`, as SOCK_RAW has it, but at the
+    /// network header at the egress inet hooks, where a packet this host sends has none yet
+    /// (and a forwarded one still has the one it came in with).
+    fn frame_start(&self, skb: &SkBuff) -> FrameStart {
+        let net = skb.network_offset();
+        let mac = match self.selection.hook {
+            uapi::Hook::LocalOut | uapi::Hook::PostRouting => net.min(0),
+            _ => skb.mac_offset().unwrap_or(0).min(0),
+        };
+        FrameStart {
+            mac,
+            net: net.max(mac),
         }
     }
+}
+
+/// Where a frame starts in a packet, as offsets from its `data`.
+///
+/// # Invariants
+///
+/// `mac <= 0` and `net >= mac`: `mac` is the MAC header in front of `data`, or `data`.
+#[derive(Copy, Clone)]
+struct FrameStart {
+    mac: i32,
+    net: i32,
 }
 
 impl Hook for Ring {
     fn hook(&self, skb: &SkBuff, state: &HookState<'_>, bh: &BhDisabled<'_>) -> Verdict {
         if self.accepts(skb, state) {
-            self.receive(skb, bh);
+            self.receive(skb, state, bh);
         }
         Verdict::Accept
     }
@@ -445,24 +514,31 @@ impl Hook for Ring {
 }
 
 impl Ring {
-    /// Writes the packet, its header and its `sockaddr_ll` into the claimed frame, and returns
-    /// the status flags for it (all but `TP_STATUS_USER`). Writes nothing but the frame of
-    /// `claim`, and never its `tp_status`.
-    fn fill(&self, claim: &Claim, skb: &SkBuff, bh: &BhDisabled<'_>) -> u32 {
+    /// Writes the packet from `start`, its header and its `sockaddr_ll` into the claimed frame,
+    /// at most `keep` bytes of the packet (the filter's verdict), and returns the status flags
+    /// for it (all but `TP_STATUS_USER`). Writes nothing but the frame of `claim`, and never its
+    /// `tp_status`.
+    fn fill(
+        &self,
+        claim: &Claim,
+        skb: &SkBuff,
+        state: &HookState<'_>,
+        start: FrameStart,
+        keep: usize,
+        bh: &BhDisabled<'_>,
+    ) -> u32 {
         let frame = claim.offset;
         let buf = &self.buf;
 
-        // Copy from the MAC header when there is one in front of `data`, as SOCK_RAW does.
-        let mac = skb.mac_offset().unwrap_or(0).min(0);
-        let net = skb.network_offset().max(mac);
-        // `mac <= 0` and `net >= mac`; both are small offsets within the skb head.
+        let FrameStart { mac, net } = start;
+        // By the invariant of `FrameStart`; both are small offsets within the skb head.
         let maclen = (net - mac) as usize;
         let netoff = tpacket_align(TPACKET2_HDRLEN + maclen.max(16));
         let tp_len = skb.len() as usize + mac.unsigned_abs() as usize;
         let (macoff, snaplen) = match self.layout.frame_size.checked_sub(netoff) {
             Some(room) => (
                 netoff - maclen,
-                tp_len.min(self.layout.snaplen).min(room + maclen),
+                tp_len.min(self.layout.snaplen).min(keep).min(room + maclen),
             ),
             // A MAC header too long for the frame: record the packet without its bytes.
             None => (TPACKET2_HDRLEN, 0),
@@ -495,7 +571,24 @@ impl Ring {
         // one copy: as fourteen out-of-line, bounds-checked stores they cost some 210
         // instructions a packet, a sixth of what a 64-byte capture adds to the producer.
         let hatype = skb.hw_type();
-        let ether = hatype == bindings::ARPHRD_ETHER as u16 && maclen >= 14;
+        let hook = self.selection.hook;
+        // The link-layer source address as af_packet reports it, where the frame has the
+        // link-layer header (6 bytes on Ethernet and loopback).
+        let (halen, addr) = match maclen {
+            0 => (0, [0; MAX_LINK_SOURCE]),
+            _ => skb.link_source(),
+        };
+        // The device: at the egress inet hooks the one the packet leaves through, which the
+        // packet itself may not name yet at LOCAL_OUT.
+        let ifindex = match hook {
+            uapi::Hook::LocalOut | uapi::Hook::PostRouting => state.out_ifindex(),
+            _ => skb.ifindex(),
+        };
+        let pkt_type = if hook.is_egress() {
+            bindings::PACKET_OUTGOING as u8
+        } else {
+            skb.pkt_type()
+        };
         let rx_queue = skb.rx_queue().unwrap_or(uapi::PKTRING_NO_RX_QUEUE);
         let sll = SLL_OFFSET;
         let mut head = FrameHead::default();
@@ -511,20 +604,15 @@ impl Ring {
         head.put_u16(hdr::RX_QUEUE, rx_queue);
         head.put_u16(sll + sll::FAMILY, bindings::AF_PACKET as u16);
         head.put_u16(sll + sll::PROTOCOL, skb.protocol().to_be());
-        head.put_u32(sll + sll::IFINDEX, skb.ifindex() as u32);
+        head.put_u32(sll + sll::IFINDEX, ifindex as u32);
         head.put_u16(sll + sll::HATYPE, hatype);
-        let halen = if ether { 6 } else { 0 };
-        head.put(sll + sll::PKTTYPE_HALEN, [skb.pkt_type(), halen]);
+        // `sll_halen` is the parser's length, as af_packet has it, of which `sll_addr` holds the
+        // first 8 bytes; the rest of `sll_addr` stays zero rather than stale bytes.
+        head.put(sll + sll::PKTTYPE_HALEN, [pkt_type, halen as u8]);
+        head.put(sll + sll::ADDR, sll_addr(&addr));
         // The block is a part of this frame, which `Layout` keeps inside the buffer and at least
         // TPACKET2_HDRLEN long: the write cannot fail.
         let _ = buf.write_bytes(frame + hdr::LEN, &head.0);
-        // The source address of an Ethernet header, as `dev_parse_header()` reports it; the
-        // block left `sll_addr` zero (also where there is none, rather than stale bytes).
-        if ether {
-            let _ = buf
-                .range(frame + sll + sll::ADDR, 6)
-                .and_then(|dst| skb.copy_bits(mac + 6, dst));
-        }
         flags
     }
 }
@@ -566,6 +654,18 @@ impl FrameHead {
     fn put_u32(&mut self, offset: usize, value: u32) {
         self.put(offset, value.to_ne_bytes());
     }
+}
+
+/// Returns the first bytes of a link-layer address, as many as `sll_addr` holds.
+#[inline(always)]
+fn sll_addr(addr: &[u8; MAX_LINK_SOURCE]) -> [u8; sll::ADDR_LEN] {
+    let mut out = [0; sll::ADDR_LEN];
+    let mut i = 0;
+    while i < sll::ADDR_LEN {
+        out[i] = addr[i];
+        i += 1;
+    }
+    out
 }
 
 /// Sets the owner bit of `slot`; returns `false` if a producer owns the slot already.

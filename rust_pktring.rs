@@ -14,7 +14,9 @@
 //! starts capturing; `mmap()` of exactly `info.mmap_size` bytes at offset 0, shared, not
 //! executable, maps it; `poll()` reports `POLLIN | POLLRDNORM` when the consumer's next frame
 //! is ready (see "Readiness" below);
-//! `PKTRING_IOC_GET_STATS` returns and clears the counters. The capture stops, and the ring is
+//! `PKTRING_IOC_GET_STATS` returns and clears the counters; `PKTRING_IOC_SET_FILTER` and
+//! `PKTRING_IOC_DETACH_FILTER` set and remove a classic BPF capture filter, before or during
+//! the capture (see "The capture filter" below). The capture stops, and the ring is
 //! freed, when the file is released: once it is closed and no longer mapped (a mapping holds a
 //! reference to its file).
 //!
@@ -106,6 +108,21 @@
 //! announced to pollers only once that many frames are ready, or by a timer `wake_usecs` after
 //! the first frame that was not announced, and `poll()` judges by the announced frontier.
 //!
+//! # The capture filter
+//!
+//! The file's [`FilterSlot`] holds the program, if any. The hook runs it on every packet the
+//! selection takes, before `claim()`, from the byte the frame would start at: a rejected packet
+//! takes no slot, copies nothing, takes no ring lock, and is counted in `filtered` (an atomic
+//! of the ring, not the locked counters); an accepted one is captured with at most as many
+//! bytes as the program returned. A new program replaces the old one at once; the old one is
+//! destroyed after an RCU grace period, which the replacing ioctl waits for with no lock held.
+//!
+//! # Introspection
+//!
+//! `/proc/PID/fdinfo/FD` of an open `/dev/pktring` shows the ring: its state, namespace,
+//! filter, hook, selection, geometry, and its counters since it was set up (`pktring list`
+//! reads them all).
+//!
 //! # Privilege and namespaces
 //!
 //! As for an af_packet socket: a ring captures in the network namespace of the process that
@@ -133,16 +150,22 @@
 //! by the netdevice notifier that ends a capture, which only takes the wait queue lock under
 //! it. Set-up therefore builds the ring and registers its hook with no lock held and installs
 //! them under 2; the capture is dropped when the file is released, with no lock held either.
-//! User memory is only touched with none of 2-4 held, and nothing is allocated under them.
+//! User memory is only touched with none of 2-4 held, and nothing is allocated under them. A
+//! filter is made from user memory and swapped in, and the RCU grace period before the old one
+//! is destroyed waited for, with none of 1-4 held; the hook runs it under none of them either.
+//! fdinfo takes 2, then 3, one at a time, and prints with neither held.
 
 use kernel::bindings;
 use kernel::c_str;
 use kernel::fs::File;
 use kernel::miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration};
 use kernel::mm::virt::{flags as vm_flags, VmaNew};
+use kernel::net::filter::{FilterSlot, SocketFilter};
 use kernel::net::namespace::{Capability, Namespace, PassiveRef};
 use kernel::net::netfilter::{Family, HookOptions, HookPoint, Registration};
 use kernel::prelude::*;
+use kernel::seq_file::SeqFile;
+use kernel::seq_print;
 use kernel::sync::poll::{events, PollTable};
 use kernel::sync::{new_spinlock, Arc, SpinLock};
 
@@ -150,7 +173,7 @@ mod ring;
 mod uapi;
 
 use ring::{Readers, Ring};
-use uapi::{RingRequest, Selection};
+use uapi::{Protocols, RingRequest, Selection};
 
 module! {
     type: PktRingModule,
@@ -193,10 +216,15 @@ struct Capture {
 }
 
 impl Capture {
-    /// Builds a ring for `req` and registers its hook in `net`. May sleep, takes the RTNL lock,
-    /// allocates up to `PKTRING_MAX_RING_BYTES`: call it with no lock held.
-    fn new(net: &Namespace, req: &RingRequest, readers: Arc<Readers>) -> Result<Arc<Self>> {
-        let ring = Ring::new(req.layout(), req.selection(), req.batch(), readers)?;
+    /// Builds a ring for `req` that runs `filter` and registers its hook in `net`. May sleep,
+    /// takes the RTNL lock, allocates up to `PKTRING_MAX_RING_BYTES`: call it with no lock held.
+    fn new(
+        net: &Namespace,
+        req: &RingRequest,
+        filter: Arc<FilterSlot>,
+        readers: Arc<Readers>,
+    ) -> Result<Arc<Self>> {
+        let ring = Ring::new(req.layout(), req.selection(), req.batch(), filter, readers)?;
         let hook = KBox::pin_init(
             Registration::register(net, hook_options(req.selection()), ring.clone()),
             GFP_KERNEL,
@@ -207,21 +235,24 @@ impl Capture {
 
 /// Returns where the hook of `selection` is registered.
 fn hook_options(selection: &Selection) -> HookOptions {
+    let inet = match selection.protocols {
+        Protocols::Ip {
+            ipv4: true,
+            ipv6: false,
+        } => Family::Ipv4,
+        Protocols::Ip {
+            ipv4: false,
+            ipv6: true,
+        } => Family::Ipv6,
+        _ => Family::Inet,
+    };
     let (family, point, ifindex) = match selection.hook {
         uapi::Hook::Ingress => (Family::Netdev, HookPoint::Ingress, selection.ifindex),
-        hook => (
-            match (selection.ipv4, selection.ipv6) {
-                (true, false) => Family::Ipv4,
-                (false, true) => Family::Ipv6,
-                _ => Family::Inet,
-            },
-            if hook == uapi::Hook::LocalIn {
-                HookPoint::LocalIn
-            } else {
-                HookPoint::PreRouting
-            },
-            0,
-        ),
+        uapi::Hook::Egress => (Family::Netdev, HookPoint::Egress, selection.ifindex),
+        uapi::Hook::PreRouting => (inet, HookPoint::PreRouting, 0),
+        uapi::Hook::LocalIn => (inet, HookPoint::LocalIn, 0),
+        uapi::Hook::LocalOut => (inet, HookPoint::LocalOut, 0),
+        uapi::Hook::PostRouting => (inet, HookPoint::PostRouting, 0),
     };
     HookOptions {
         family,
@@ -245,6 +276,8 @@ struct RingFile {
     net: PassiveRef,
     /// The file's pollers, there from `open` on, so that a `poll()` before set-up is woken too.
     readers: Arc<Readers>,
+    /// The capture filter, there from `open` on, so that it can be set before the ring.
+    filter: Arc<FilterSlot>,
     /// Lock 2 of the lock order: see the crate documentation.
     #[pin]
     state: SpinLock<State>,
@@ -279,7 +312,7 @@ impl RingFile {
             *state = State::SettingUp;
         }
         // Allocate and register with no lock held, then install under the state lock.
-        let capture = Capture::new(&net, &req, self.readers.clone());
+        let capture = Capture::new(&net, &req, self.filter.clone(), self.readers.clone());
         let mut state = self.state.lock();
         match capture {
             Ok(capture) => {
@@ -294,6 +327,80 @@ impl RingFile {
     }
 }
 
+impl RingFile {
+    /// `PKTRING_IOC_SET_FILTER` and `PKTRING_IOC_DETACH_FILTER`: makes or removes the filter,
+    /// then waits, with no lock held, until the hook can no longer run the one it replaces.
+    fn set_filter(&self, arg: Option<usize>) -> Result {
+        let filter = arg.map(SocketFilter::from_user).transpose()?;
+        let detach = filter.is_none();
+        let replaced = self.filter.replace(filter)?;
+        if detach && !replaced {
+            return Err(ENOENT);
+        }
+        Ok(())
+    }
+
+    /// Writes what fdinfo shows of the file (see the crate documentation).
+    fn show(&self, m: &SeqFile) {
+        let capture = match &*self.state.lock() {
+            State::Capturing(capture) => Some(capture.clone()),
+            State::Idle | State::SettingUp => None,
+        };
+        let state = match (&capture, self.readers.error()) {
+            (None, _) => "idle",
+            (Some(_), 0) => "capturing",
+            (Some(_), bindings::ENETDOWN) => "ended ENETDOWN",
+            (Some(_), bindings::ENONET) => "ended ENONET",
+            (Some(_), _) => "ended",
+        };
+        seq_print!(m, "pktring-state:\t{}\n", state);
+        seq_print!(m, "pktring-netns:\t{}\n", self.net.inum());
+        match self.filter.insns() {
+            Some(n) => seq_print!(m, "pktring-filter:\t{} instructions\n", n),
+            None => seq_print!(m, "pktring-filter:\tnone\n"),
+        }
+        let Some(capture) = capture else {
+            return;
+        };
+        let ring = &capture.ring;
+        let sel = ring.selection();
+        seq_print!(m, "pktring-hook:\t{}\n", sel.hook.name());
+        match sel.protocols {
+            Protocols::Ip { ipv4, ipv6 } => seq_print!(
+                m,
+                "pktring-family:\t{}\n",
+                match (ipv4, ipv6) {
+                    (true, false) => "ipv4",
+                    (false, true) => "ipv6",
+                    _ => "both",
+                }
+            ),
+            Protocols::All => seq_print!(m, "pktring-family:\tall\n"),
+            Protocols::EtherType(t) => seq_print!(m, "pktring-family:\t0x{:04x}\n", t),
+        }
+        seq_print!(m, "pktring-ifindex:\t{}\n", sel.ifindex);
+        let l = ring.layout();
+        seq_print!(
+            m,
+            "pktring-ring:\tblock_size={} block_nr={} frame_size={} frame_nr={} snaplen={}\n",
+            l.block_size,
+            l.block_nr,
+            l.frame_size,
+            l.frame_nr,
+            l.snaplen
+        );
+        let t = ring.totals();
+        seq_print!(
+            m,
+            "pktring-counters:\tpackets={} delivered={} drops={} filtered={}\n",
+            t.packets(),
+            t.delivered,
+            t.drops,
+            t.filtered
+        );
+    }
+}
+
 #[vtable]
 impl MiscDevice for RingFile {
     const OWNER: &'static ThisModule = &THIS_MODULE;
@@ -305,6 +412,7 @@ impl MiscDevice for RingFile {
             try_pin_init!(Self {
                 net: net.passive(),
                 readers: Readers::new()?,
+                filter: Arc::new(FilterSlot::new(), GFP_KERNEL)?,
                 state <- new_spinlock!(State::Idle, "pktring_state"),
             }),
             GFP_KERNEL,
@@ -318,10 +426,12 @@ impl MiscDevice for RingFile {
                 let capture = device.capture()?;
                 uapi::write_info(arg, capture.ring.layout(), device.readers.error())?
             }
-            uapi::PKTRING_IOC_GET_STATS => {
+            uapi::PKTRING_IOC_GET_STATS | uapi::PKTRING_IOC_GET_STATS_V1 => {
                 let stats = device.capture()?.ring.take_stats();
-                uapi::write_stats(arg, &stats)?
+                uapi::write_stats(arg, &stats, cmd == uapi::PKTRING_IOC_GET_STATS_V1)?
             }
+            uapi::PKTRING_IOC_SET_FILTER => device.set_filter(Some(arg))?,
+            uapi::PKTRING_IOC_DETACH_FILTER => device.set_filter(None)?,
             _ => return Err(ENOTTY),
         }
         Ok(0)
@@ -337,6 +447,10 @@ impl MiscDevice for RingFile {
         vma.try_clear_mayexec()?;
         vma.set_dontcopy();
         capture.ring.buffer().map(vma)
+    }
+
+    fn show_fdinfo(device: Pin<&RingFile>, m: &SeqFile, _file: &File) {
+        device.show(m);
     }
 
     fn poll<'a>(device: Pin<&'a RingFile>, file: &File, table: &PollTable<'a>) -> Result<u32> {

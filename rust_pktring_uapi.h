@@ -13,7 +13,16 @@
  *
  * A frame starts with struct pktring_frame (layout-compatible with struct
  * tpacket2_hdr), then a struct sockaddr_ll at info.sll_offset, then the packet
- * from its MAC header at tp_mac (its network header at tp_net).
+ * from its link-layer header at tp_mac (its network header at tp_net).
+ *
+ * Where a frame starts (tp_mac): at the packet's link-layer header when it has
+ * one in front of its network header (Ethernet; loopback's all-zero Ethernet
+ * header), as af_packet's SOCK_RAW; at the network header otherwise, and
+ * always at the egress inet hooks (LOCAL_OUT, POST_ROUTING), where a packet
+ * sent by this host has no link-layer header yet (tp_mac == tp_net). A
+ * capture filter (PKTRING_IOC_SET_FILTER) sees the packet from the same byte:
+ * compile it for DLT_EN10MB on Ethernet and loopback devices, for DLT_RAW at
+ * the egress inet hooks and on devices without a link-layer header.
  *
  * Who may capture what, as for an af_packet socket: a ring captures in the
  * network namespace of the process that opened the file (its hooks are
@@ -50,6 +59,7 @@
 #ifndef _UAPI_RUST_PKTRING_H
 #define _UAPI_RUST_PKTRING_H
 
+#include <linux/filter.h>
 #include <linux/ioctl.h>
 #include <linux/if_packet.h>
 #include <linux/types.h>
@@ -64,6 +74,12 @@
 #define PKTRING_HOOK_PRE_ROUTING 0	/* NF_INET_PRE_ROUTING */
 #define PKTRING_HOOK_LOCAL_IN	1	/* NF_INET_LOCAL_IN */
 #define PKTRING_HOOK_INGRESS	2	/* NF_NETDEV_INGRESS; needs an ifindex */
+#define PKTRING_HOOK_LOCAL_OUT	3	/* NF_INET_LOCAL_OUT: sent by this host */
+#define PKTRING_HOOK_POST_ROUTING 4	/* NF_INET_POST_ROUTING: sent or forwarded */
+#define PKTRING_HOOK_EGRESS	5	/* NF_NETDEV_EGRESS; needs an ifindex */
+
+/* pktring_req.ethertype of a device hook that captures every packet. */
+#define PKTRING_ETH_P_ALL	0x0003	/* ETH_P_ALL */
 
 /* Limits the module enforces on a ring request. */
 #define PKTRING_MAX_SNAPLEN	262144
@@ -80,15 +96,27 @@
  *		TPACKET2_HDRLEN, at most @block_size
  * @frame_nr:	number of frames: exactly (block_size / frame_size) * block_nr
  * @snaplen:	most bytes of a packet to copy (0: as many as fit in a frame)
- * @family:	PKTRING_FAMILY_*
+ * @family:	PKTRING_FAMILY_*, or 0 with a non-zero @ethertype
  * @hook:	PKTRING_HOOK_*
- * @ifindex:	capture only packets that arrive on this device (0: any)
+ * @ifindex:	the device of a device hook (INGRESS, EGRESS); for the inet
+ *		hooks, capture only packets that arrive on (PRE_ROUTING,
+ *		LOCAL_IN) or leave through (LOCAL_OUT, POST_ROUTING) this
+ *		device (0: any)
  * @priority:	netfilter hook priority
  * @wake_frames: batched wake-ups: wake poll(2) once this many frames are
  *		ready, or @wake_usecs after the first frame it was not woken for,
  *		whichever comes first (0 or 1: no batching, see below)
  * @wake_usecs:	with @wake_frames > 1: 1 to PKTRING_MAX_WAKE_USECS; else 0
+ * @ethertype:	device hooks only (0 for the inet hooks): 0 to capture the IP
+ *		versions @family selects; PKTRING_ETH_P_ALL to capture every
+ *		packet; any other value to capture only packets of that
+ *		EtherType (host byte order: 0x0806 for ARP, 0x88cc for LLDP),
+ *		with @family 0. A VLAN tag the device or the stack took out of
+ *		the packet is in tp_vlan_tci, and the EtherType is the inner one.
  * @reserved:	must be zero
+ *
+ * sll_pkttype is PACKET_OUTGOING at the egress hooks (LOCAL_OUT,
+ * POST_ROUTING, EGRESS), and as af_packet reports it elsewhere.
  */
 struct pktring_req {
 	__u32 size;
@@ -104,7 +132,8 @@ struct pktring_req {
 	__s32 priority;
 	__u32 wake_frames;
 	__u32 wake_usecs;
-	__u32 reserved[2];
+	__u32 ethertype;
+	__u32 reserved;
 };
 
 /**
@@ -146,13 +175,16 @@ struct pktring_info {
 /**
  * struct pktring_stats - counters since the last read, from
  *			  PKTRING_IOC_GET_STATS (which clears them)
- * @packets:	packets seen by the hook: delivered plus dropped, as in
- *		af_packet's tp_packets
+ * @packets:	packets the ring's selection took: delivered, dropped or
+ *		filtered (af_packet's tp_packets, plus the filtered ones)
  * @drops:	packets dropped because the next frame was not free
+ * @filtered:	packets the capture filter rejected: they took no frame and
+ *		were not copied, and are not drops
  */
 struct pktring_stats {
 	__aligned_u64 packets;
 	__aligned_u64 drops;
+	__aligned_u64 filtered;
 };
 
 /**
@@ -183,10 +215,27 @@ struct pktring_frame {
 #define PKTRING_IOC_GET_INFO	_IOR(PKTRING_IOC_MAGIC, 2, struct pktring_info)
 #define PKTRING_IOC_GET_STATS	_IOR(PKTRING_IOC_MAGIC, 3, struct pktring_stats)
 
+/*
+ * The capture filter: a classic BPF program, as SO_ATTACH_FILTER takes it and
+ * checked by the same checker of the kernel's. It runs on every packet the
+ * ring's selection takes, before a frame is taken, from the byte the frame
+ * would start at (see "Where a frame starts" above); SKF_AD_* loads work as in
+ * a socket filter. Its return value is the most bytes to capture: 0 rejects
+ * the packet (counted in filtered: no frame taken, nothing copied), a value
+ * below the snaplen shortens the capture. It may be set before or after
+ * PKTRING_IOC_SET_RING, replaced, or removed with PKTRING_IOC_DETACH_FILTER
+ * (ENOENT if there is none), while capturing: every packet meets either the old
+ * program or the new one. EINVAL for a program the checker refuses (no
+ * instructions, more than BPF_MAXINSNS, a jump out of the program, no return
+ * at its end...), EFAULT for a bad pointer, ENOMEM.
+ */
+#define PKTRING_IOC_SET_FILTER	_IOW(PKTRING_IOC_MAGIC, 4, struct sock_fprog)
+#define PKTRING_IOC_DETACH_FILTER _IO(PKTRING_IOC_MAGIC, 5)
+
 #ifndef __cplusplus
 _Static_assert(sizeof(struct pktring_req) == 56, "pktring_req layout");
 _Static_assert(sizeof(struct pktring_info) == 64, "pktring_info layout");
-_Static_assert(sizeof(struct pktring_stats) == 16, "pktring_stats layout");
+_Static_assert(sizeof(struct pktring_stats) == 24, "pktring_stats layout");
 _Static_assert(sizeof(struct pktring_frame) == sizeof(struct tpacket2_hdr),
 	       "pktring_frame must match tpacket2_hdr");
 #endif

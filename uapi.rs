@@ -13,7 +13,8 @@
 use core::mem::{offset_of, size_of};
 use core::num::NonZeroUsize;
 use kernel::bindings;
-use kernel::ioctl::{_IOR, _IOW};
+use kernel::ioctl::{_IO, _IOR, _IOW};
+use kernel::net::skbuff::MAX_LINK_SOURCE;
 use kernel::page::PAGE_SIZE;
 use kernel::prelude::*;
 use kernel::uaccess::{UserPtr, UserSlice};
@@ -41,6 +42,12 @@ const PKTRING_FAMILY_BOTH: u16 = 3;
 const PKTRING_HOOK_PRE_ROUTING: u16 = 0;
 const PKTRING_HOOK_LOCAL_IN: u16 = 1;
 const PKTRING_HOOK_INGRESS: u16 = 2;
+const PKTRING_HOOK_LOCAL_OUT: u16 = 3;
+const PKTRING_HOOK_POST_ROUTING: u16 = 4;
+const PKTRING_HOOK_EGRESS: u16 = 5;
+
+/// `PKTRING_ETH_P_ALL`: the request's `ethertype` of a device hook that captures every packet.
+const PKTRING_ETH_P_ALL: u32 = bindings::ETH_P_ALL;
 
 /// `struct pktring_req`: field offsets.
 mod req {
@@ -57,7 +64,8 @@ mod req {
     pub(super) const PRIORITY: usize = 36;
     pub(super) const WAKE_FRAMES: usize = 40;
     pub(super) const WAKE_USECS: usize = 44;
-    pub(super) const RESERVED: usize = 48;
+    pub(super) const ETHERTYPE: usize = 48;
+    pub(super) const RESERVED: usize = 52;
     /// `sizeof(struct pktring_req)`.
     pub(super) const SIZE: usize = 56;
 }
@@ -84,8 +92,11 @@ mod info {
 mod stats {
     pub(super) const PACKETS: usize = 0;
     pub(super) const DROPS: usize = 8;
+    pub(super) const FILTERED: usize = 16;
     /// `sizeof(struct pktring_stats)`.
-    pub(super) const SIZE: usize = 16;
+    pub(super) const SIZE: usize = 24;
+    /// The size before `filtered` was added, which `PKTRING_IOC_GET_STATS` had then.
+    pub(super) const SIZE_V1: usize = 16;
 }
 
 /// Offsets of the `struct pktring_frame` (`tpacket2_hdr`) fields in a frame.
@@ -114,6 +125,8 @@ pub(crate) mod sll {
     /// `sll_pkttype` and `sll_halen`, one byte each.
     pub(crate) const PKTTYPE_HALEN: usize = 10;
     pub(crate) const ADDR: usize = 12;
+    /// The bytes of `sll_addr`.
+    pub(crate) const ADDR_LEN: usize = 8;
     /// `sizeof(struct sockaddr_ll)`.
     pub(crate) const SIZE: usize = 20;
 }
@@ -137,6 +150,12 @@ const PKTRING_IOC_MAGIC: u32 = 0xb9;
 pub(crate) const PKTRING_IOC_SET_RING: u32 = _IOW::<[u8; req::SIZE]>(PKTRING_IOC_MAGIC, 1);
 pub(crate) const PKTRING_IOC_GET_INFO: u32 = _IOR::<[u8; info::SIZE]>(PKTRING_IOC_MAGIC, 2);
 pub(crate) const PKTRING_IOC_GET_STATS: u32 = _IOR::<[u8; stats::SIZE]>(PKTRING_IOC_MAGIC, 3);
+/// `PKTRING_IOC_GET_STATS` of programs built before `filtered`: still answered, without it.
+pub(crate) const PKTRING_IOC_GET_STATS_V1: u32 = _IOR::<[u8; stats::SIZE_V1]>(PKTRING_IOC_MAGIC, 3);
+/// `PKTRING_IOC_SET_FILTER`: its argument is a `struct sock_fprog`.
+pub(crate) const PKTRING_IOC_SET_FILTER: u32 =
+    _IOW::<[u8; size_of::<bindings::sock_fprog>()]>(PKTRING_IOC_MAGIC, 4);
+pub(crate) const PKTRING_IOC_DETACH_FILTER: u32 = _IO(PKTRING_IOC_MAGIC, 5);
 
 // The header as the C compiler lays it out, and the kernel's frame header and `sockaddr_ll`.
 const _: () = {
@@ -148,6 +167,7 @@ const _: () = {
     assert!(req::HOOK == c::REQ_HOOK && req::IFINDEX == c::REQ_IFINDEX);
     assert!(req::PRIORITY == c::REQ_PRIORITY && req::RESERVED == c::REQ_RESERVED);
     assert!(req::WAKE_FRAMES == c::REQ_WAKE_FRAMES && req::WAKE_USECS == c::REQ_WAKE_USECS);
+    assert!(req::ETHERTYPE == c::REQ_ETHERTYPE);
 
     assert!(info::SIZE == c::INFO_SIZE);
     assert!(info::SIZE_FIELD == c::INFO_SIZE_FIELD && info::VERSION == c::INFO_VERSION);
@@ -159,6 +179,7 @@ const _: () = {
 
     assert!(stats::SIZE == c::STATS_SIZE);
     assert!(stats::PACKETS == c::STATS_PACKETS && stats::DROPS == c::STATS_DROPS);
+    assert!(stats::FILTERED == c::STATS_FILTERED);
 
     assert!(hdr::SIZE == c::FRAME_SIZE && hdr::SIZE == size_of::<bindings::tpacket2_hdr>());
     assert!(hdr::STATUS == c::FRAME_TP_STATUS);
@@ -187,10 +208,13 @@ const _: () = {
     assert!(sll::PKTTYPE_HALEN == offset_of!(bindings::sockaddr_ll, sll_pkttype));
     assert!(sll::PKTTYPE_HALEN + 1 == offset_of!(bindings::sockaddr_ll, sll_halen));
     assert!(sll::ADDR == offset_of!(bindings::sockaddr_ll, sll_addr));
+    assert!(sll::ADDR + sll::ADDR_LEN == sll::SIZE && sll::ADDR_LEN <= MAX_LINK_SOURCE);
 
     assert!(PKTRING_IOC_SET_RING as usize == c::IOC_SET_RING);
     assert!(PKTRING_IOC_GET_INFO as usize == c::IOC_GET_INFO);
     assert!(PKTRING_IOC_GET_STATS as usize == c::IOC_GET_STATS);
+    assert!(PKTRING_IOC_SET_FILTER as usize == c::IOC_SET_FILTER);
+    assert!(PKTRING_IOC_DETACH_FILTER as usize == c::IOC_DETACH_FILTER);
     assert!(PKTRING_VERSION as usize == c::VERSION);
     assert!(PKTRING_NO_RX_QUEUE as usize == c::NO_RX_QUEUE);
     assert!(PKTRING_MAX_SNAPLEN as usize == c::MAX_SNAPLEN);
@@ -202,6 +226,10 @@ const _: () = {
     assert!(PKTRING_HOOK_PRE_ROUTING as usize == c::HOOK_PRE_ROUTING);
     assert!(PKTRING_HOOK_LOCAL_IN as usize == c::HOOK_LOCAL_IN);
     assert!(PKTRING_HOOK_INGRESS as usize == c::HOOK_INGRESS);
+    assert!(PKTRING_HOOK_LOCAL_OUT as usize == c::HOOK_LOCAL_OUT);
+    assert!(PKTRING_HOOK_POST_ROUTING as usize == c::HOOK_POST_ROUTING);
+    assert!(PKTRING_HOOK_EGRESS as usize == c::HOOK_EGRESS);
+    assert!(PKTRING_ETH_P_ALL as usize == c::ETH_P_ALL);
 };
 
 /// EtherTypes the capture selects, in host byte order.
@@ -244,13 +272,13 @@ impl Layout {
 pub(crate) struct Selection {
     /// The hook point.
     pub(crate) hook: Hook,
-    /// Only packets that arrive on this device (0: any); for [`Hook::Ingress`], its device.
+    /// Only packets that arrive on (or, at the egress hooks, leave through) this device (0:
+    /// any); for a device hook, its device.
     pub(crate) ifindex: i32,
     /// The netfilter priority.
     pub(crate) priority: i32,
     /// Only these EtherTypes.
-    pub(crate) ipv4: bool,
-    pub(crate) ipv6: bool,
+    pub(crate) protocols: Protocols,
 }
 
 /// The hook points of the request's `hook`.
@@ -262,6 +290,62 @@ pub(crate) enum Hook {
     LocalIn,
     /// `PKTRING_HOOK_INGRESS`: the netdev ingress of `ifindex`.
     Ingress,
+    /// `PKTRING_HOOK_LOCAL_OUT`.
+    LocalOut,
+    /// `PKTRING_HOOK_POST_ROUTING`.
+    PostRouting,
+    /// `PKTRING_HOOK_EGRESS`: the netdev egress of `ifindex`.
+    Egress,
+}
+
+impl Hook {
+    /// Returns `true` for a device hook, registered on the device `ifindex`.
+    pub(crate) fn is_device(self) -> bool {
+        matches!(self, Hook::Ingress | Hook::Egress)
+    }
+
+    /// Returns `true` for the hooks on the way out, where `sll_pkttype` is `PACKET_OUTGOING`.
+    pub(crate) fn is_egress(self) -> bool {
+        matches!(self, Hook::LocalOut | Hook::PostRouting | Hook::Egress)
+    }
+
+    /// Returns the name the ring's fdinfo gives the hook.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Hook::PreRouting => "pre-routing",
+            Hook::LocalIn => "local-in",
+            Hook::Ingress => "ingress",
+            Hook::LocalOut => "local-out",
+            Hook::PostRouting => "post-routing",
+            Hook::Egress => "egress",
+        }
+    }
+}
+
+/// The EtherTypes a ring captures: the request's `family` and `ethertype`.
+#[derive(Copy, Clone, PartialEq, Eq)]
+pub(crate) enum Protocols {
+    /// IPv4, IPv6 or both (`ethertype` 0).
+    Ip { ipv4: bool, ipv6: bool },
+    /// Every packet (`PKTRING_ETH_P_ALL`, device hooks only).
+    All,
+    /// Packets of this EtherType, in host byte order (device hooks only).
+    EtherType(u16),
+}
+
+impl Protocols {
+    /// Returns `true` if packets of EtherType `protocol` (host byte order) are captured.
+    pub(crate) fn accepts(&self, protocol: u16) -> bool {
+        match *self {
+            Protocols::Ip { ipv4, ipv6 } => match protocol {
+                ETH_P_IP => ipv4,
+                ETH_P_IPV6 => ipv6,
+                _ => false,
+            },
+            Protocols::All => true,
+            Protocols::EtherType(ethertype) => protocol == ethertype,
+        }
+    }
 }
 
 /// Batched wake-ups: wake pollers once `frames` frames are ready, or `delay_ns` after the first
@@ -284,6 +368,22 @@ pub(crate) struct Stats {
     pub(crate) delivered: u64,
     /// Packets dropped because the head slot was not free.
     pub(crate) drops: u64,
+    /// Packets the filter rejected: no slot taken.
+    pub(crate) filtered: u64,
+}
+
+impl Stats {
+    /// Returns `struct pktring_stats`'s `packets`: every packet the selection took.
+    pub(crate) fn packets(&self) -> u64 {
+        self.delivered + self.drops + self.filtered
+    }
+
+    /// Adds `other`'s counts to these.
+    pub(crate) fn add(&mut self, other: &Stats) {
+        self.delivered += other.delivered;
+        self.drops += other.drops;
+        self.filtered += other.filtered;
+    }
 }
 
 /// A `struct pktring_req` that passed every check of [`RingRequest::from_user`].
@@ -343,6 +443,7 @@ impl RingRequest {
             u16_at(req::HOOK),
             i32_at(req::IFINDEX),
             i32_at(req::PRIORITY),
+            u32_at(req::ETHERTYPE),
         )?;
         let batch = check_batch(u32_at(req::WAKE_FRAMES), u32_at(req::WAKE_USECS), &layout)?;
         // INVARIANT: every check passed.
@@ -432,26 +533,38 @@ fn check_geometry(
     })
 }
 
-/// The capture selection: known family and hook, an ifindex where (and only where) needed.
-fn check_selection(family: u16, hook: u16, ifindex: i32, priority: i32) -> Result<Selection> {
-    if !matches!(
-        family,
-        PKTRING_FAMILY_IPV4 | PKTRING_FAMILY_IPV6 | PKTRING_FAMILY_BOTH
-    ) {
-        return Err(EINVAL);
-    }
+/// The capture selection: a known hook, an ifindex where (and only where) needed, a known
+/// family with `ethertype` 0, or family 0 with an EtherType at a device hook.
+fn check_selection(
+    family: u16,
+    hook: u16,
+    ifindex: i32,
+    priority: i32,
+    ethertype: u32,
+) -> Result<Selection> {
     let hook = match hook {
         PKTRING_HOOK_PRE_ROUTING if ifindex >= 0 => Hook::PreRouting,
         PKTRING_HOOK_LOCAL_IN if ifindex >= 0 => Hook::LocalIn,
+        PKTRING_HOOK_LOCAL_OUT if ifindex >= 0 => Hook::LocalOut,
+        PKTRING_HOOK_POST_ROUTING if ifindex >= 0 => Hook::PostRouting,
         PKTRING_HOOK_INGRESS if ifindex > 0 => Hook::Ingress,
+        PKTRING_HOOK_EGRESS if ifindex > 0 => Hook::Egress,
+        _ => return Err(EINVAL),
+    };
+    let protocols = match (family, ethertype) {
+        (PKTRING_FAMILY_IPV4 | PKTRING_FAMILY_IPV6 | PKTRING_FAMILY_BOTH, 0) => Protocols::Ip {
+            ipv4: family & PKTRING_FAMILY_IPV4 != 0,
+            ipv6: family & PKTRING_FAMILY_IPV6 != 0,
+        },
+        (0, PKTRING_ETH_P_ALL) if hook.is_device() => Protocols::All,
+        (0, 1..=0xffff) if hook.is_device() => Protocols::EtherType(ethertype as u16),
         _ => return Err(EINVAL),
     };
     Ok(Selection {
         hook,
         ifindex,
         priority,
-        ipv4: family & PKTRING_FAMILY_IPV4 != 0,
-        ipv6: family & PKTRING_FAMILY_IPV6 != 0,
+        protocols,
     })
 }
 
@@ -479,11 +592,13 @@ pub(crate) fn write_info(arg: UserPtr, layout: &Layout, error: u32) -> Result {
 }
 
 /// Writes a `struct pktring_stats` to user space, in af_packet's terms: `packets` counts the
-/// dropped packets too.
-pub(crate) fn write_stats(arg: UserPtr, counters: &Stats) -> Result {
+/// dropped packets too, and the filtered ones. With `v1`, the structure before `filtered`.
+pub(crate) fn write_stats(arg: UserPtr, counters: &Stats, v1: bool) -> Result {
     let mut buf = [0u8; stats::SIZE];
-    buf[stats::PACKETS..][..8]
-        .copy_from_slice(&(counters.delivered + counters.drops).to_ne_bytes());
+    buf[stats::PACKETS..][..8].copy_from_slice(&counters.packets().to_ne_bytes());
     buf[stats::DROPS..][..8].copy_from_slice(&counters.drops.to_ne_bytes());
-    UserSlice::new(arg, stats::SIZE).writer().write(&buf)
+    buf[stats::FILTERED..][..8].copy_from_slice(&counters.filtered.to_ne_bytes());
+    let size = if v1 { stats::SIZE_V1 } else { stats::SIZE };
+    // PANIC: `size` is at most `stats::SIZE`.
+    UserSlice::new(arg, size).writer().write_slice(&buf[..size])
 }

@@ -29,6 +29,7 @@ void rust_pktring_uapi_layout(void)
 	OFFSET(REQ_PRIORITY, pktring_req, priority);
 	OFFSET(REQ_WAKE_FRAMES, pktring_req, wake_frames);
 	OFFSET(REQ_WAKE_USECS, pktring_req, wake_usecs);
+	OFFSET(REQ_ETHERTYPE, pktring_req, ethertype);
 	OFFSET(REQ_RESERVED, pktring_req, reserved);
 
 	DEFINE(INFO_SIZE, sizeof(struct pktring_info));
@@ -48,6 +49,7 @@ void rust_pktring_uapi_layout(void)
 	DEFINE(STATS_SIZE, sizeof(struct pktring_stats));
 	OFFSET(STATS_PACKETS, pktring_stats, packets);
 	OFFSET(STATS_DROPS, pktring_stats, drops);
+	OFFSET(STATS_FILTERED, pktring_stats, filtered);
 
 	DEFINE(FRAME_SIZE, sizeof(struct pktring_frame));
 	OFFSET(FRAME_TP_STATUS, pktring_frame, tp_status);
@@ -65,6 +67,8 @@ void rust_pktring_uapi_layout(void)
 	DEFINE(IOC_SET_RING, (unsigned long)PKTRING_IOC_SET_RING);
 	DEFINE(IOC_GET_INFO, (unsigned long)PKTRING_IOC_GET_INFO);
 	DEFINE(IOC_GET_STATS, (unsigned long)PKTRING_IOC_GET_STATS);
+	DEFINE(IOC_SET_FILTER, (unsigned long)PKTRING_IOC_SET_FILTER);
+	DEFINE(IOC_DETACH_FILTER, (unsigned long)PKTRING_IOC_DETACH_FILTER);
 	DEFINE(VERSION, PKTRING_VERSION);
 	DEFINE(NO_RX_QUEUE, PKTRING_NO_RX_QUEUE);
 	DEFINE(MAX_SNAPLEN, PKTRING_MAX_SNAPLEN);
@@ -76,4 +80,8 @@ void rust_pktring_uapi_layout(void)
 	DEFINE(HOOK_PRE_ROUTING, PKTRING_HOOK_PRE_ROUTING);
 	DEFINE(HOOK_LOCAL_IN, PKTRING_HOOK_LOCAL_IN);
 	DEFINE(HOOK_INGRESS, PKTRING_HOOK_INGRESS);
+	DEFINE(HOOK_LOCAL_OUT, PKTRING_HOOK_LOCAL_OUT);
+	DEFINE(HOOK_POST_ROUTING, PKTRING_HOOK_POST_ROUTING);
+	DEFINE(HOOK_EGRESS, PKTRING_HOOK_EGRESS);
+	DEFINE(ETH_P_ALL, PKTRING_ETH_P_ALL);
 }
