@@ -68,6 +68,25 @@ static int ingress_ifindex(void)
 	X(valid_local_in, 0, req->hook = PKTRING_HOOK_LOCAL_IN) \
 	X(valid_ingress, 0, req->hook = PKTRING_HOOK_INGRESS; req->ifindex = ingress_ifindex()) \
 	X(valid_ifindex, 0, req->ifindex = ingress_ifindex()) \
+	X(valid_local_out, 0, req->hook = PKTRING_HOOK_LOCAL_OUT) \
+	X(valid_local_out_ifindex, 0, req->hook = PKTRING_HOOK_LOCAL_OUT; req->ifindex = ingress_ifindex()) \
+	X(valid_post_routing, 0, req->hook = PKTRING_HOOK_POST_ROUTING; req->family = PKTRING_FAMILY_BOTH) \
+	X(valid_egress, 0, req->hook = PKTRING_HOOK_EGRESS; req->ifindex = ingress_ifindex()) \
+	X(valid_ingress_every_ethertype, 0, req->hook = PKTRING_HOOK_INGRESS; req->ifindex = ingress_ifindex(); \
+	  req->family = 0; req->ethertype = PKTRING_ETH_P_ALL) \
+	X(valid_egress_arp, 0, req->hook = PKTRING_HOOK_EGRESS; req->ifindex = ingress_ifindex(); \
+	  req->family = 0; req->ethertype = 0x0806) \
+	X(valid_ingress_ethertype_0xffff, 0, req->hook = PKTRING_HOOK_INGRESS; req->ifindex = ingress_ifindex(); \
+	  req->family = 0; req->ethertype = 0xffff) \
+	X(ethertype_at_inet_hook, EINVAL, req->family = 0; req->ethertype = PKTRING_ETH_P_ALL) \
+	X(ethertype_at_local_out, EINVAL, req->hook = PKTRING_HOOK_LOCAL_OUT; req->family = 0; \
+	  req->ethertype = 0x0806) \
+	X(ethertype_with_family, EINVAL, req->hook = PKTRING_HOOK_INGRESS; req->ifindex = ingress_ifindex(); \
+	  req->ethertype = 0x0806) \
+	X(ethertype_over_16_bits, EINVAL, req->hook = PKTRING_HOOK_INGRESS; req->ifindex = ingress_ifindex(); \
+	  req->family = 0; req->ethertype = 0x10000) \
+	X(device_family_0_no_ethertype, EINVAL, req->hook = PKTRING_HOOK_EGRESS; req->ifindex = ingress_ifindex(); \
+	  req->family = 0) \
 	X(valid_snaplen_1, 0, req->snaplen = 1) \
 	X(valid_snaplen_max, 0, req->snaplen = PKTRING_MAX_SNAPLEN) \
 	X(valid_priority_negative, 0, req->priority = -1000) \
@@ -77,8 +96,8 @@ static int ingress_ifindex(void)
 	X(size_64, EINVAL, req->size = 64) \
 	X(version_0, EINVAL, req->version = 0) \
 	X(version_2, EINVAL, req->version = 2) \
-	X(reserved_0, EINVAL, req->reserved[0] = 1) \
-	X(reserved_1, EINVAL, req->reserved[1] = 0x80000000u) \
+	X(reserved, EINVAL, req->reserved = 1) \
+	X(reserved_top_bit, EINVAL, req->reserved = 0x80000000u) \
 	X(valid_batch, 0, req->wake_frames = 2; req->wake_usecs = 100) \
 	X(valid_batch_whole_ring, 0, req->wake_frames = req->frame_nr; req->wake_usecs = PKTRING_MAX_WAKE_USECS) \
 	X(valid_no_batch_1, 0, req->wake_frames = 1) \
@@ -118,10 +137,13 @@ static int ingress_ifindex(void)
 	X(family_0, EINVAL, req->family = 0) \
 	X(family_4, EINVAL, req->family = 4) \
 	X(family_0xffff, EINVAL, req->family = 0xffff) \
-	X(hook_3, EINVAL, req->hook = 3) \
+	X(hook_6, EINVAL, req->hook = 6) \
 	X(hook_0xffff, EINVAL, req->hook = 0xffff) \
 	X(ingress_ifindex_0, EINVAL, req->hook = PKTRING_HOOK_INGRESS; req->ifindex = 0) \
 	X(ingress_ifindex_negative, EINVAL, req->hook = PKTRING_HOOK_INGRESS; req->ifindex = -1) \
+	X(egress_ifindex_0, EINVAL, req->hook = PKTRING_HOOK_EGRESS; req->ifindex = 0) \
+	X(post_routing_ifindex_negative, EINVAL, req->hook = PKTRING_HOOK_POST_ROUTING; req->ifindex = -1) \
+	X(egress_no_such_device, ENODEV, req->hook = PKTRING_HOOK_EGRESS; req->ifindex = 0x7ffffff0) \
 	X(ifindex_negative, EINVAL, req->ifindex = -1) \
 	X(ifindex_int_min, EINVAL, req->ifindex = -2147483647 - 1) \
 	X(local_in_ifindex_negative, EINVAL, req->hook = PKTRING_HOOK_LOCAL_IN; req->ifindex = -5) \
@@ -204,7 +226,9 @@ TEST_F_TIMEOUT(validation, ioctls, 120)
 		{ "GET_STATS, size 8", _IOR(PKTRING_IOC_MAGIC, 3, char[8]) },
 		{ "GET_STATS as _IOWR", _IOWR(PKTRING_IOC_MAGIC, 3, struct pktring_stats) },
 		{ "GET_STATS, magic 0xBA", _IOR(0xBA, 3, struct pktring_stats) },
-		{ "number 4", _IOR(PKTRING_IOC_MAGIC, 4, struct pktring_stats) },
+		{ "number 4 as _IOR", _IOR(PKTRING_IOC_MAGIC, 4, struct sock_fprog) },
+		{ "DETACH_FILTER as _IOW", _IOW(PKTRING_IOC_MAGIC, 5, int) },
+		{ "number 6", _IO(PKTRING_IOC_MAGIC, 6) },
 		{ "FIONREAD", FIONREAD },
 		{ "0", 0 },
 	};
@@ -250,6 +274,10 @@ TEST_F_TIMEOUT(validation, ioctls, 120)
 	}
 	EXPECT_EQ(0, ioctl(self->fd, PKTRING_IOC_GET_INFO, &info));
 	EXPECT_EQ(0, ioctl(self->fd, PKTRING_IOC_GET_STATS, &st));
+	/* GET_STATS of programs built before `filtered`: 16 bytes, no more. */
+	memset(&buf, 0xa5, sizeof(buf));
+	EXPECT_EQ(0, ioctl(self->fd, _IOR(PKTRING_IOC_MAGIC, 3, char[16]), &buf));
+	EXPECT_EQ(0xa5, buf.raw[16]) TH_LOG("the old GET_STATS wrote past its 16 bytes");
 }
 
 TEST_F_TIMEOUT(validation, bad_pointers, 120)
