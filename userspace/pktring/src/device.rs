@@ -10,10 +10,10 @@ use memmap2::{MmapOptions, MmapRaw};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::fs::{open, Mode, OFlags};
 use rustix::io::Errno;
-use rustix::ioctl::{ioctl, Getter, Setter};
+use rustix::ioctl::{ioctl, Getter, NoArg, Setter};
 use rustix::net::{netdevice, socket, AddressFamily, SocketType};
 
-use crate::uapi::{self, PktringInfo, PktringReq, PktringStats};
+use crate::uapi::{self, PktringInfo, PktringReq, PktringStats, SockFilter, SockFprog};
 use crate::{CorruptFrame, Error, Frame, Geometry, Layout, Op, RingReader};
 
 /// The device node of the module.
@@ -41,6 +41,46 @@ pub enum Hook {
     LocalIn,
     /// `NF_NETDEV_INGRESS` of one device: needs an ifindex.
     Ingress,
+    /// `NF_INET_LOCAL_OUT`: packets sent by this host, before routing; frames start at the
+    /// network header.
+    LocalOut,
+    /// `NF_INET_POST_ROUTING`: packets sent or forwarded, about to leave; frames start at the
+    /// network header.
+    PostRouting,
+    /// `NF_NETDEV_EGRESS` of one device: needs an ifindex.
+    Egress,
+}
+
+impl Hook {
+    /// Returns `true` for the hooks of one device (`INGRESS`, `EGRESS`), which need an ifindex
+    /// and may select packets by EtherType.
+    pub fn is_device(self) -> bool {
+        matches!(self, Hook::Ingress | Hook::Egress)
+    }
+
+    /// Returns `true` for the hooks that see packets this host sends (`LOCAL_OUT`,
+    /// `POST_ROUTING`, `EGRESS`): their `sll_pkttype` is `PACKET_OUTGOING`.
+    pub fn is_egress(self) -> bool {
+        matches!(self, Hook::LocalOut | Hook::PostRouting | Hook::Egress)
+    }
+
+    /// Returns `true` for the hooks whose frames always start at the network header
+    /// (`LOCAL_OUT`, `POST_ROUTING`: a packet sent by this host has no link-layer header yet).
+    pub fn starts_at_network_header(self) -> bool {
+        matches!(self, Hook::LocalOut | Hook::PostRouting)
+    }
+
+    /// Returns the `PKTRING_HOOK_*` value.
+    pub fn uapi(self) -> u16 {
+        match self {
+            Hook::PreRouting => uapi::PKTRING_HOOK_PRE_ROUTING,
+            Hook::LocalIn => uapi::PKTRING_HOOK_LOCAL_IN,
+            Hook::Ingress => uapi::PKTRING_HOOK_INGRESS,
+            Hook::LocalOut => uapi::PKTRING_HOOK_LOCAL_OUT,
+            Hook::PostRouting => uapi::PKTRING_HOOK_POST_ROUTING,
+            Hook::Egress => uapi::PKTRING_HOOK_EGRESS,
+        }
+    }
 }
 
 /// How to set up a ring: the device, the geometry, the snaplen and what to capture.
@@ -54,6 +94,8 @@ pub struct RingBuilder {
     ifindex: u32,
     priority: i32,
     batch: Option<(u32, Duration)>,
+    ethertype: u32,
+    filter: Option<Vec<SockFilter>>,
 }
 
 impl Default for RingBuilder {
@@ -69,6 +111,8 @@ impl Default for RingBuilder {
             ifindex: 0,
             priority: 0,
             batch: None,
+            ethertype: 0,
+            filter: None,
         }
     }
 }
@@ -109,9 +153,27 @@ impl RingBuilder {
         self
     }
 
-    /// Captures only packets that arrive on device `ifindex` (0: any); see [`ifindex`].
+    /// For a device hook, the device; for an inet hook, captures only packets that arrive on
+    /// (`PRE_ROUTING`, `LOCAL_IN`) or leave through (`LOCAL_OUT`, `POST_ROUTING`) device
+    /// `ifindex` (0: any); see [`ifindex`].
     pub fn ifindex(mut self, ifindex: u32) -> Self {
         self.ifindex = ifindex;
+        self
+    }
+
+    /// Selects packets by EtherType at a device hook (host byte order): 0, the IP versions of
+    /// [`family`](Self::family) (the default); [`uapi::PKTRING_ETH_P_ALL`], every packet; any
+    /// other, only packets of that EtherType (the family is then not used).
+    pub fn ethertype(mut self, ethertype: u16) -> Self {
+        self.ethertype = ethertype.into();
+        self
+    }
+
+    /// Sets the capture filter (a classic BPF program, run from the frame's first byte) that
+    /// [`open`](Self::open) attaches before the ring starts capturing, so that no packet
+    /// escapes it; `None`: no filter.
+    pub fn filter(mut self, filter: Option<Vec<SockFilter>>) -> Self {
+        self.filter = filter;
         self
     }
 
@@ -142,8 +204,23 @@ impl RingBuilder {
         }
         let ifindex = i32::try_from(self.ifindex)
             .map_err(|_| Error::Request(format!("ifindex {} is out of range", self.ifindex)))?;
-        if self.hook == Hook::Ingress && ifindex == 0 {
-            return Err(Error::Request("the ingress hook needs an interface".into()));
+        if self.hook.is_device() && ifindex == 0 {
+            return Err(Error::Request(format!(
+                "the {} hook needs an interface",
+                if self.hook == Hook::Ingress {
+                    "ingress"
+                } else {
+                    "egress"
+                }
+            )));
+        }
+        if self.ethertype != 0 && !self.hook.is_device() {
+            return Err(Error::Request(
+                "an EtherType selects packets at a device hook only (ingress, egress)".into(),
+            ));
+        }
+        if let Some(filter) = &self.filter {
+            check_filter(filter)?;
         }
         let (wake_frames, wake_usecs) = match self.batch {
             None => (0, 0),
@@ -170,25 +247,24 @@ impl RingBuilder {
             frame_size: self.geometry.frame_size,
             frame_nr,
             snaplen: self.snaplen,
-            family: match self.family {
-                Family::Ipv4 => uapi::PKTRING_FAMILY_IPV4,
-                Family::Ipv6 => uapi::PKTRING_FAMILY_IPV6,
-                Family::Both => uapi::PKTRING_FAMILY_BOTH,
+            family: match (self.ethertype, self.family) {
+                (1.., _) => 0,
+                (0, Family::Ipv4) => uapi::PKTRING_FAMILY_IPV4,
+                (0, Family::Ipv6) => uapi::PKTRING_FAMILY_IPV6,
+                (0, Family::Both) => uapi::PKTRING_FAMILY_BOTH,
             },
-            hook: match self.hook {
-                Hook::PreRouting => uapi::PKTRING_HOOK_PRE_ROUTING,
-                Hook::LocalIn => uapi::PKTRING_HOOK_LOCAL_IN,
-                Hook::Ingress => uapi::PKTRING_HOOK_INGRESS,
-            },
+            hook: self.hook.uapi(),
             ifindex,
             priority: self.priority,
             wake_frames,
             wake_usecs,
-            reserved: [0; 2],
+            ethertype: self.ethertype,
+            reserved: 0,
         })
     }
 
-    /// Opens the device, sets the ring up (capture starts) and maps it.
+    /// Opens the device, attaches the filter if there is one, sets the ring up (capture
+    /// starts) and maps it.
     pub fn open(&self) -> Result<Ring, Error> {
         let req = self.request()?;
         let flags = OFlags::RDWR | OFlags::CLOEXEC;
@@ -196,6 +272,9 @@ impl RingBuilder {
             path: self.device.clone(),
             source: errno.into(),
         })?;
+        if let Some(filter) = &self.filter {
+            set_filter(fd.as_fd(), filter)?;
+        }
         // SAFETY: PKTRING_IOC_SET_RING reads a `struct pktring_req`, which `PktringReq` mirrors
         // (tests/uapi.rs).
         unsafe { ioctl(&fd, Setter::<{ uapi::PKTRING_IOC_SET_RING }, _>::new(req)) }
@@ -295,6 +374,54 @@ impl Ring {
     }
 }
 
+impl Ring {
+    /// Attaches `filter` as the ring's capture filter, replacing the one it had
+    /// (`PKTRING_IOC_SET_FILTER`): every packet meets either the old program or the new one.
+    pub fn set_filter(&self, filter: &[SockFilter]) -> Result<(), Error> {
+        set_filter(self.fd.as_fd(), filter)
+    }
+
+    /// Removes the ring's capture filter (`PKTRING_IOC_DETACH_FILTER`); `ENOENT` if it had none.
+    pub fn detach_filter(&self) -> Result<(), Error> {
+        // SAFETY: PKTRING_IOC_DETACH_FILTER takes no argument.
+        unsafe {
+            ioctl(
+                &self.fd,
+                NoArg::<{ uapi::PKTRING_IOC_DETACH_FILTER }>::new(),
+            )
+        }
+        .map_err(Op::DetachFilter.error())
+    }
+}
+
+/// Checks a filter as the kernel's checker would refuse it for its size: 1 to `BPF_MAXINSNS`
+/// instructions.
+fn check_filter(filter: &[SockFilter]) -> Result<(), Error> {
+    if filter.is_empty() || filter.len() > uapi::BPF_MAXINSNS {
+        return Err(Error::Request(format!(
+            "a capture filter is 1 to {} instructions, not {}",
+            uapi::BPF_MAXINSNS,
+            filter.len()
+        )));
+    }
+    Ok(())
+}
+
+/// `PKTRING_IOC_SET_FILTER` of `filter` on the ring's file `fd`.
+fn set_filter(fd: BorrowedFd<'_>, filter: &[SockFilter]) -> Result<(), Error> {
+    check_filter(filter)?;
+    let prog = SockFprog {
+        // PANIC: at most BPF_MAXINSNS (4096), checked above.
+        len: u16::try_from(filter.len()).expect("checked length"),
+        filter: filter.as_ptr(),
+    };
+    // SAFETY: PKTRING_IOC_SET_FILTER reads a `struct sock_fprog`, which `SockFprog` mirrors
+    // (tests/uapi.rs), and then the `len` instructions it points to, which `filter` holds for
+    // the whole call (the kernel copies them).
+    unsafe { ioctl(fd, Setter::<{ uapi::PKTRING_IOC_SET_FILTER }, _>::new(prog)) }
+        .map_err(Op::SetFilter.error())
+}
+
 impl AsFd for Ring {
     /// The ring's file, to wait for `POLLIN` on it with other files.
     fn as_fd(&self) -> BorrowedFd<'_> {
@@ -337,6 +464,57 @@ pub fn ifindex(name: &str) -> Result<u32, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hooks_ethertypes_and_filters_make_the_request() {
+        let req = RingBuilder::new()
+            .hook(Hook::Egress)
+            .ifindex(2)
+            .ethertype(0x0806)
+            .request()
+            .unwrap();
+        assert_eq!(
+            (req.hook, req.ifindex, req.ethertype, req.family),
+            (5, 2, 0x0806, 0)
+        );
+        let req = RingBuilder::new()
+            .hook(Hook::LocalOut)
+            .family(Family::Ipv6)
+            .request()
+            .unwrap();
+        assert_eq!(
+            (req.hook, req.ethertype, req.family, req.reserved),
+            (3, 0, 2, 0)
+        );
+        assert_eq!(
+            RingBuilder::new()
+                .hook(Hook::PostRouting)
+                .request()
+                .unwrap()
+                .hook,
+            4
+        );
+        for bad in [
+            RingBuilder::new().hook(Hook::Egress),
+            RingBuilder::new().ethertype(0x0806),
+            RingBuilder::new().hook(Hook::LocalOut).ethertype(3),
+            RingBuilder::new().filter(Some(vec![])),
+            RingBuilder::new().filter(Some(vec![SockFilter::default(); 4097])),
+        ] {
+            assert!(matches!(bad.request(), Err(Error::Request(_))), "{bad:?}");
+        }
+        let accept = SockFilter {
+            code: 0x06,
+            k: 0xffff,
+            ..SockFilter::default()
+        };
+        assert!(RingBuilder::new()
+            .filter(Some(vec![accept]))
+            .request()
+            .is_ok());
+        assert!(Hook::Egress.is_egress() && Hook::LocalOut.starts_at_network_header());
+        assert!(!Hook::Ingress.is_egress() && !Hook::Egress.starts_at_network_header());
+    }
 
     #[test]
     fn batches_are_checked_as_the_module_checks_them() {

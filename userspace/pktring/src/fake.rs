@@ -37,10 +37,10 @@ use std::time::Duration;
 use crate::uapi::{tpacket_align, PktringFrame, SockaddrLl, TPACKET2_HDRLEN, TP_STATUS_KERNEL};
 use crate::{Error, Geometry, Layout, RingReader};
 
-/// `AF_PACKET`, `ARPHRD_ETHER`, `PACKET_HOST`.
+/// `AF_PACKET`, `ARPHRD_ETHER`, `ARPHRD_NONE`.
 const AF_PACKET: u16 = 17;
 const ARPHRD_ETHER: u16 = 1;
-const PACKET_HOST: u8 = 0;
+const ARPHRD_NONE: u16 = 0xfffe;
 /// Length of an Ethernet header.
 const ETH_HLEN: u32 = 14;
 
@@ -157,11 +157,18 @@ impl<'m> Producer<'m> {
     }
 }
 
-/// What [`Claim::fill`] writes: an Ethernet packet and where it came from.
+/// What [`Claim::fill`] writes: an Ethernet packet (or, with `raw`, one from its network header)
+/// and where it came from.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FakePacket<'a> {
-    /// The packet, from its Ethernet header.
+    /// The packet, from its Ethernet header; with `raw`, from its IP header.
     pub data: &'a [u8],
+    /// A packet without a link-layer header (a device without one, or the egress inet hooks):
+    /// the frame starts at the network header (`tp_mac == tp_net`), and `sll_protocol` is the
+    /// IP version's EtherType.
+    pub raw: bool,
+    /// `sll_pkttype`: `PACKET_HOST` (0), or `PACKET_OUTGOING` (4) as at the egress hooks.
+    pub pkttype: u8,
     /// Receive time, since the Unix epoch.
     pub timestamp: Duration,
     /// CPU of the producer.
@@ -195,16 +202,15 @@ impl Claim<'_, '_> {
 
     /// Writes `packet` as the module writes an Ethernet packet: its header, its `sockaddr_ll`,
     /// and as much of it as fits the frame and the snaplen at `tp_mac`, with the network header
-    /// 16-byte aligned after room for a 16-byte MAC header.
+    /// 16-byte aligned after room for a 16-byte MAC header (a `raw` packet: at the network
+    /// header, `tp_mac == tp_net`).
     pub fn fill(&mut self, packet: &FakePacket<'_>) {
         let info = *self.producer.layout.info();
         let len = packet.data.len() as u32;
         let netoff = tpacket_align(TPACKET2_HDRLEN + 16);
+        let hlen = if packet.raw { 0 } else { ETH_HLEN };
         let (mac, snaplen) = match info.frame_size.checked_sub(netoff) {
-            Some(room) => (
-                netoff - ETH_HLEN,
-                len.min(info.snaplen).min(room + ETH_HLEN),
-            ),
+            Some(room) => (netoff - hlen, len.min(info.snaplen).min(room + hlen)),
             None => (TPACKET2_HDRLEN, 0),
         };
         self.write(mac as usize, &packet.data[..snaplen as usize]);
@@ -213,7 +219,7 @@ impl Claim<'_, '_> {
             tp_len: len,
             tp_snaplen: snaplen,
             tp_mac: mac as u16,
-            tp_net: (mac + ETH_HLEN) as u16,
+            tp_net: (mac + hlen) as u16,
             tp_sec: packet.timestamp.as_secs() as u32,
             tp_nsec: packet.timestamp.subsec_nanos(),
             tp_vlan_tci: 0,
@@ -222,17 +228,33 @@ impl Claim<'_, '_> {
             rx_queue: packet.rx_queue,
         });
         let byte = |i: usize| packet.data.get(i).copied().unwrap_or(0);
-        // The Ethernet source address, as `dev_parse_header()` reports it.
-        let sll_addr = std::array::from_fn(|i| if i < 6 { byte(6 + i) } else { 0 });
-        self.write_link(&SockaddrLl {
-            sll_family: AF_PACKET,
-            sll_protocol: u16::from_ne_bytes([byte(12), byte(13)]),
-            sll_ifindex: packet.ifindex,
-            sll_hatype: ARPHRD_ETHER,
-            sll_pkttype: PACKET_HOST,
-            sll_halen: 6,
-            sll_addr,
-        });
+        let link = if packet.raw {
+            let protocol: u16 = match byte(0) >> 4 {
+                6 => 0x86dd,
+                _ => 0x0800,
+            };
+            SockaddrLl {
+                sll_family: AF_PACKET,
+                sll_protocol: protocol.to_be(),
+                sll_ifindex: packet.ifindex,
+                sll_hatype: ARPHRD_NONE,
+                sll_pkttype: packet.pkttype,
+                sll_halen: 0,
+                sll_addr: [0; 8],
+            }
+        } else {
+            SockaddrLl {
+                sll_family: AF_PACKET,
+                sll_protocol: u16::from_ne_bytes([byte(12), byte(13)]),
+                sll_ifindex: packet.ifindex,
+                sll_hatype: ARPHRD_ETHER,
+                sll_pkttype: packet.pkttype,
+                sll_halen: 6,
+                // The Ethernet source address, as `dev_parse_header()` reports it.
+                sll_addr: std::array::from_fn(|i| if i < 6 { byte(6 + i) } else { 0 }),
+            }
+        };
+        self.write_link(&link);
     }
 
     /// Writes every field of `header` but `tp_status` (which only [`release`](Self::release)

@@ -10,7 +10,9 @@
 //! gives its [`Layout`], and a shared mapping of `mmap_size` bytes shows it. The ring is
 //! `frame_nr` frames (*slots*) laid out as af_packet's TPACKET_V2 ring lays them out, each a
 //! header ([`uapi::PktringFrame`], a `tpacket2_hdr`), a `sockaddr_ll` at `sll_offset` and the
-//! packet from its MAC header at `tp_mac`.
+//! packet from its link-layer header at `tp_mac` (from its network header, `tp_mac == tp_net`,
+//! when it has none: always at `LOCAL_OUT` and `POST_ROUTING`). A capture filter
+//! ([`RingBuilder::filter`], [`Ring::set_filter`]) sees the packet from the same byte.
 //!
 //! `tp_status` alone says who owns a slot: `TP_STATUS_KERNEL` (0), the kernel, which may fill
 //! it; anything else (with `TP_STATUS_USER`), user space, until it stores `TP_STATUS_KERNEL`
@@ -55,7 +57,7 @@
 //!     seen += 1;
 //! }
 //! let stats = ring.take_stats()?;
-//! println!("{} packets, {} dropped", stats.packets, stats.drops);
+//! println!("{} packets, {} dropped, {} filtered", stats.packets, stats.drops, stats.filtered);
 //! # Ok::<(), pktring::Error>(())
 //! ```
 //!
@@ -185,6 +187,10 @@ pub enum Op {
     GetInfo,
     /// `PKTRING_IOC_GET_STATS`.
     GetStats,
+    /// `PKTRING_IOC_SET_FILTER`.
+    SetFilter,
+    /// `PKTRING_IOC_DETACH_FILTER`.
+    DetachFilter,
     /// `mmap()` of the ring.
     Map,
     /// Waiting for a frame: `poll()`, or the wait function of [`RingReader::next_frame`].
@@ -209,6 +215,8 @@ impl fmt::Display for Op {
             Op::SetRing => "PKTRING_IOC_SET_RING",
             Op::GetInfo => "PKTRING_IOC_GET_INFO",
             Op::GetStats => "PKTRING_IOC_GET_STATS",
+            Op::SetFilter => "PKTRING_IOC_SET_FILTER",
+            Op::DetachFilter => "PKTRING_IOC_DETACH_FILTER",
             Op::Map => "mmap",
             Op::Poll => "poll",
             Op::Interface => "SIOCGIFINDEX",

@@ -341,6 +341,19 @@ impl Frame<'_> {
         self.data
     }
 
+    /// Returns the length of the link-layer header in front of the network header
+    /// (`tp_net - tp_mac`): 0 for a packet that has none (a device without one, and always at
+    /// `LOCAL_OUT` and `POST_ROUTING`), where the frame starts at the network header.
+    pub fn link_header_len(&self) -> usize {
+        usize::from(self.header.tp_net - self.header.tp_mac)
+    }
+
+    /// Returns `true` for a packet this host sends (`sll_pkttype` `PACKET_OUTGOING`, as at the
+    /// egress hooks).
+    pub fn is_outgoing(&self) -> bool {
+        self.link.sll_pkttype == crate::uapi::PACKET_OUTGOING
+    }
+
     /// Returns the captured bytes from the network header (`tp_net`), if they start within the
     /// captured bytes.
     pub fn network(&self) -> Option<&[u8]> {

@@ -21,6 +21,20 @@ pub const PKTRING_HOOK_PRE_ROUTING: u16 = 0;
 pub const PKTRING_HOOK_LOCAL_IN: u16 = 1;
 /// `PKTRING_HOOK_INGRESS`: `NF_NETDEV_INGRESS`; needs an ifindex.
 pub const PKTRING_HOOK_INGRESS: u16 = 2;
+/// `PKTRING_HOOK_LOCAL_OUT`: `NF_INET_LOCAL_OUT`, packets sent by this host.
+pub const PKTRING_HOOK_LOCAL_OUT: u16 = 3;
+/// `PKTRING_HOOK_POST_ROUTING`: `NF_INET_POST_ROUTING`, packets sent or forwarded.
+pub const PKTRING_HOOK_POST_ROUTING: u16 = 4;
+/// `PKTRING_HOOK_EGRESS`: `NF_NETDEV_EGRESS`; needs an ifindex.
+pub const PKTRING_HOOK_EGRESS: u16 = 5;
+
+/// `PKTRING_ETH_P_ALL`: the `ethertype` of a device hook that captures every packet.
+pub const PKTRING_ETH_P_ALL: u32 = 0x0003;
+
+/// `PACKET_OUTGOING`: the `sll_pkttype` of a packet captured at an egress hook.
+pub const PACKET_OUTGOING: u8 = 4;
+/// `BPF_MAXINSNS`: the most instructions a capture filter may have.
+pub const BPF_MAXINSNS: usize = 4096;
 
 /// `PKTRING_MAX_SNAPLEN`: the largest snaplen a request may ask for, and the effective snaplen
 /// of a request for 0.
@@ -79,11 +93,13 @@ pub struct PktringReq {
     pub frame_nr: u32,
     /// Most bytes of a packet to copy (0: as many as fit in a frame).
     pub snaplen: u32,
-    /// `PKTRING_FAMILY_*`.
+    /// `PKTRING_FAMILY_*`, or 0 with a non-zero `ethertype`.
     pub family: u16,
     /// `PKTRING_HOOK_*`.
     pub hook: u16,
-    /// Capture only packets that arrive on this device (0: any).
+    /// The device of a device hook (`INGRESS`, `EGRESS`); for the inet hooks, capture only
+    /// packets that arrive on (`PRE_ROUTING`, `LOCAL_IN`) or leave through (`LOCAL_OUT`,
+    /// `POST_ROUTING`) this device (0: any).
     pub ifindex: i32,
     /// Netfilter hook priority.
     pub priority: i32,
@@ -91,8 +107,12 @@ pub struct PktringReq {
     pub wake_frames: u32,
     /// ... or this many microseconds after the first frame it was not woken for.
     pub wake_usecs: u32,
+    /// Device hooks only (0 for the inet hooks): 0 to capture the IP versions `family`
+    /// selects, [`PKTRING_ETH_P_ALL`] every packet, any other value only packets of that
+    /// EtherType (host byte order), with `family` 0.
+    pub ethertype: u32,
     /// Must be zero.
-    pub reserved: [u32; 2],
+    pub reserved: u32,
 }
 
 /// `struct pktring_info`: the mapped layout, from [`PKTRING_IOC_GET_INFO`].
@@ -130,10 +150,38 @@ pub struct PktringInfo {
 #[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PktringStats {
-    /// Packets seen by the hook: delivered plus dropped, as in af_packet's `tp_packets`.
+    /// Packets the ring's selection took: delivered, dropped or filtered (af_packet's
+    /// `tp_packets`, plus the filtered ones).
     pub packets: u64,
     /// Packets dropped because the next frame was not free.
     pub drops: u64,
+    /// Packets the capture filter rejected: they took no frame, and are not drops.
+    pub filtered: u64,
+}
+
+/// `struct sock_filter` of `<linux/filter.h>`: one classic BPF instruction (libpcap's
+/// `struct bpf_insn` has the same layout).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SockFilter {
+    /// The opcode.
+    pub code: u16,
+    /// Jump offset if true.
+    pub jt: u8,
+    /// Jump offset if false.
+    pub jf: u8,
+    /// The generic field.
+    pub k: u32,
+}
+
+/// `struct sock_fprog` of `<linux/filter.h>`: a program, as [`PKTRING_IOC_SET_FILTER`] takes it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SockFprog {
+    /// Number of instructions.
+    pub len: u16,
+    /// The instructions.
+    pub filter: *const SockFilter,
 }
 
 /// `struct pktring_frame`: the frame header, layout-compatible with `struct tpacket2_hdr`.
@@ -192,3 +240,7 @@ pub const PKTRING_IOC_SET_RING: Opcode = opcode::write::<PktringReq>(PKTRING_IOC
 pub const PKTRING_IOC_GET_INFO: Opcode = opcode::read::<PktringInfo>(PKTRING_IOC_MAGIC, 2);
 /// `PKTRING_IOC_GET_STATS`: `_IOR(PKTRING_IOC_MAGIC, 3, struct pktring_stats)`.
 pub const PKTRING_IOC_GET_STATS: Opcode = opcode::read::<PktringStats>(PKTRING_IOC_MAGIC, 3);
+/// `PKTRING_IOC_SET_FILTER`: `_IOW(PKTRING_IOC_MAGIC, 4, struct sock_fprog)`.
+pub const PKTRING_IOC_SET_FILTER: Opcode = opcode::write::<SockFprog>(PKTRING_IOC_MAGIC, 4);
+/// `PKTRING_IOC_DETACH_FILTER`: `_IO(PKTRING_IOC_MAGIC, 5)`.
+pub const PKTRING_IOC_DETACH_FILTER: Opcode = opcode::none(PKTRING_IOC_MAGIC, 5);

@@ -75,6 +75,7 @@ fn frames_come_in_ring_order_with_their_fields() {
                 seq % 2
             },
             ifindex: 2,
+            ..FakePacket::default()
         });
         claim.release(TP_STATUS_USER);
     }

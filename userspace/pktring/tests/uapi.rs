@@ -75,6 +75,7 @@ fn expectations() -> Vec<Check> {
         priority,
         wake_frames,
         wake_usecs,
+        ethertype,
         reserved
     );
     structure!(
@@ -93,7 +94,9 @@ fn expectations() -> Vec<Check> {
         error,
         reserved
     );
-    structure!("pktring_stats", PktringStats, packets, drops);
+    structure!("pktring_stats", PktringStats, packets, drops, filtered);
+    structure!("sock_filter", SockFilter, code, jt, jf, k);
+    structure!("sock_fprog", SockFprog, len, filter);
     structure!(
         "pktring_frame",
         PktringFrame,
@@ -128,13 +131,21 @@ fn expectations() -> Vec<Check> {
         PKTRING_HOOK_PRE_ROUTING,
         PKTRING_HOOK_LOCAL_IN,
         PKTRING_HOOK_INGRESS,
+        PKTRING_HOOK_LOCAL_OUT,
+        PKTRING_HOOK_POST_ROUTING,
+        PKTRING_HOOK_EGRESS,
+        PKTRING_ETH_P_ALL,
+        PACKET_OUTGOING,
+        BPF_MAXINSNS,
         PKTRING_MAX_SNAPLEN,
         PKTRING_MAX_RING_BYTES,
         PKTRING_NO_RX_QUEUE,
         PKTRING_IOC_MAGIC,
         PKTRING_IOC_SET_RING,
         PKTRING_IOC_GET_INFO,
-        PKTRING_IOC_GET_STATS
+        PKTRING_IOC_GET_STATS,
+        PKTRING_IOC_SET_FILTER,
+        PKTRING_IOC_DETACH_FILTER
     );
     constants!(
         true: TP_STATUS_KERNEL,
