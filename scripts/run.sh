@@ -31,7 +31,7 @@ set -e
 . /etc/pktring/testnet.env
 insmod /lib/modules/rust_pktring.ko
 echo "# dmesg: \$(dmesg | grep rust_pktring | tail -n1)"
-pktring capture -w /tmp/capture.pcap -c $packets -d 120s -i \$PKTRING_GUEST_IFNAME --blocks 64 2>/tmp/capture.err &
+pktring capture -w /tmp/capture.pcap -c $packets --duration 120s -i \$PKTRING_GUEST_IFNAME --blocks 64 2>/tmp/capture.err &
 pid=\$!
 while ! grep -q '^pktring: capturing' /tmp/capture.err && kill -0 \$pid 2>/dev/null; do sleep 0.1; done
 head -n1 /tmp/capture.err

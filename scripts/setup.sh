@@ -8,7 +8,8 @@ set -euo pipefail
 
 PACKAGES=(linux-source-6.12 rustc-web rust-web-src rust-web-clippy rustfmt-web
 	clang-19 lld-19 llvm-19 libclang-19-dev qemu-system-x86 busybox-static
-	flex bison bc libelf-dev libssl-dev cpio kmod iproute2 gcc make tcpdump tshark)
+	flex bison bc libelf-dev libssl-dev cpio kmod iproute2 gcc make tcpdump tshark
+	libpcap-dev)
 BINDGEN_VERSION=0.72.1
 VNG_VERSION=1.42
 

@@ -242,7 +242,7 @@ check_shell() {
 	# Lines typed before the shell reads its terminal would be lost.
 	sleep 3
 	printf '%s\n' ": a line for what the terminal may still drop" \
-		"pktring capture -w /tmp/s.pcapng -i $PKTRING_GUEST_IFNAME -c 100 -d 120s -q & sleep 3" \
+		"pktring capture -w /tmp/s.pcapng -i $PKTRING_GUEST_IFNAME -c 100 --duration 120s -q & sleep 3" \
 		"pktring-traffic udp --dst $PKTRING_GUEST_IP4 --flows 4 --count 300 --rate 1000 >/dev/null" \
 		'wait; echo "shell-session: capture $?, tshark reads $(tshark -r /tmp/s.pcapng 2>/dev/null | wc -l) packets"' \
 		exit >&"$w"

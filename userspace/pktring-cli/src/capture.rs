@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use pcap_file::DataLink;
 use pktring::uapi::PktringStats;
 use pktring::{Frame, Ring};
 
@@ -91,6 +90,8 @@ pub(crate) struct Summary {
     pub(crate) ended: Option<i32>,
     /// What the capture cost this process, where it could be measured.
     pub(crate) cost: Option<Cost>,
+    /// A capture filter was set: the kernel line says how many packets it rejected.
+    pub(crate) filter: bool,
 }
 
 /// What a capture cost the consumer: its wake-ups, its CPU time and its context switches.
@@ -200,6 +201,7 @@ impl Summary {
     fn add_kernel(&mut self, stats: PktringStats) {
         self.kernel.packets += stats.packets;
         self.kernel.drops += stats.drops;
+        self.kernel.filtered += stats.filtered;
     }
 }
 
@@ -213,11 +215,15 @@ impl fmt::Display for Summary {
             self.packets as f64 / secs.max(1e-9),
             self.corrupt
         )?;
-        writeln!(
+        write!(
             f,
             "kernel:    {} packets, {} drops",
             self.kernel.packets, self.kernel.drops
         )?;
+        if self.filter {
+            write!(f, ", {} filtered", self.kernel.filtered)?;
+        }
+        writeln!(f)?;
         let cpus = self.per_cpu.iter().map(|(cpu, n)| format!("cpu{cpu} {n}"));
         let queues = self.per_queue.iter().map(|(queue, n)| match queue {
             Some(queue) => format!("rx{queue} {n}"),
@@ -272,6 +278,7 @@ impl Progress {
 
 /// Takes frames from `source` and hands each to `sink` until `limits` or `stop`; returns what
 /// it saw, with the kernel's counters read at the end, and every [`TICK`] for a progress line.
+/// (The caller sets [`Summary::filter`].)
 pub(crate) fn consume(
     source: &mut impl FrameSource,
     limits: &Limits,
@@ -356,7 +363,8 @@ pub(crate) fn consume(
     Ok(summary)
 }
 
-/// Writes frames to a pcap file: Ethernet, nanosecond timestamps, the ring's snaplen.
+/// Writes frames to a pcap file: the capture's link type, nanosecond timestamps, the ring's
+/// snaplen.
 ///
 /// The records are written straight into a large buffer: a 16-byte header and the bytes, with
 /// no per-packet allocation or check beyond what the frame was checked for already.
@@ -372,22 +380,26 @@ const PCAP_MAGIC_NANOS: u32 = 0xa1b2_3c4d;
 
 impl PcapSink<BufWriter<File>> {
     /// Creates the file `path`.
-    pub(crate) fn create(path: &Path, snaplen: u32) -> Result<Self> {
+    pub(crate) fn create(path: &Path, snaplen: u32, link_type: u16) -> Result<Self> {
         let file = File::create(path).with_context(|| format!("{}", path.display()))?;
-        Self::new(BufWriter::with_capacity(FILE_BUFFER, file), snaplen)
+        Self::new(
+            BufWriter::with_capacity(FILE_BUFFER, file),
+            snaplen,
+            link_type,
+        )
     }
 }
 
 impl<W: Write> PcapSink<W> {
-    /// Writes the pcap header to `out`.
-    pub(crate) fn new(mut out: W, snaplen: u32) -> Result<Self> {
+    /// Writes the pcap header to `out`, for packets of `link_type` (`LINKTYPE_*`).
+    pub(crate) fn new(mut out: W, snaplen: u32, link_type: u16) -> Result<Self> {
         let mut header = [0u8; 24];
         header[0..4].copy_from_slice(&PCAP_MAGIC_NANOS.to_ne_bytes());
         header[4..6].copy_from_slice(&2u16.to_ne_bytes());
         header[6..8].copy_from_slice(&4u16.to_ne_bytes());
         // thiszone and sigfigs stay 0.
         header[16..20].copy_from_slice(&snaplen.to_ne_bytes());
-        header[20..24].copy_from_slice(&u32::from(DataLink::ETHERNET).to_ne_bytes());
+        header[20..24].copy_from_slice(&u32::from(link_type).to_ne_bytes());
         out.write_all(&header).context("writing the pcap header")?;
         Ok(Self { out })
     }
@@ -399,10 +411,11 @@ impl<W: Write> PcapSink<W> {
         // A pcap's seconds are 32 bits: the timestamps of a capture fit until 2106.
         record[0..4].copy_from_slice(&(ts.as_secs() as u32).to_ne_bytes());
         record[4..8].copy_from_slice(&ts.subsec_nanos().to_ne_bytes());
-        record[8..12].copy_from_slice(&(packet.data.len() as u32).to_ne_bytes());
+        record[8..12].copy_from_slice(&(packet.caplen() as u32).to_ne_bytes());
         record[12..16].copy_from_slice(&packet.wire_len.to_ne_bytes());
         self.out
             .write_all(&record)
+            .and_then(|()| self.out.write_all(packet.header_bytes()))
             .and_then(|()| self.out.write_all(packet.data))
             .context("writing a packet to the pcap")
     }
@@ -417,7 +430,9 @@ impl<W: Write> PcapSink<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::filter::LinkType;
     use pcap_file::pcap::PcapReader;
+    use pcap_file::DataLink;
     use pcap_file::TsResolution;
     use pktring::fake::{FakePacket, FakeRing};
     use pktring::uapi::{PktringFrame, PKTRING_NO_RX_QUEUE, TP_STATUS_USER};
@@ -440,6 +455,7 @@ mod tests {
             Ok(PktringStats {
                 packets: 1,
                 drops: 0,
+                filtered: 0,
             })
         }
 
@@ -481,6 +497,7 @@ mod tests {
                 cpu: *cpu,
                 rx_queue: *rx_queue,
                 ifindex: 2,
+                ..FakePacket::default()
             });
             claim.release(TP_STATUS_USER);
             if i == 0 {
@@ -494,14 +511,14 @@ mod tests {
             }
         }
 
-        let mut sink = PcapSink::new(Vec::new(), 100).unwrap();
+        let mut sink = PcapSink::new(Vec::new(), 100, 1).unwrap();
         let limits = Limits {
             count: Some(3),
             duration: Some(Duration::from_secs(10)),
         };
         let stop = AtomicBool::new(false);
         let summary = consume(&mut reader, &limits, &stop, &QUIET, |frame| {
-            sink.write(&Record::of(frame))
+            sink.write(&Record::of(frame, LinkType::Ethernet))
         })
         .unwrap();
         assert_eq!((summary.packets, summary.corrupt), (3, 1));
@@ -534,6 +551,64 @@ mod tests {
             assert_eq!(packet.data, &data[..data.len().min(100)]);
         }
         assert!(pcap.next_raw_packet().is_none());
+    }
+
+    #[test]
+    fn frames_take_the_file_s_link_type() {
+        let mut ring = FakeRing::new(Geometry::default(), 0).unwrap();
+        let (mut reader, producer) = ring.split();
+        let ip = {
+            let mut ip = vec![0u8; 40];
+            ip[0] = 0x60;
+            ip
+        };
+        let ether = packet(54, 9);
+        for (data, raw, pkttype) in [(&ip, true, 4), (&ether, false, 0)] {
+            let mut claim = producer.claim().unwrap();
+            claim.fill(&FakePacket {
+                data,
+                raw,
+                pkttype,
+                ..FakePacket::default()
+            });
+            claim.release(TP_STATUS_USER);
+        }
+        // A frame without a link-layer header, in an Ethernet file: a made-up header.
+        let frame = reader.try_next().unwrap().unwrap();
+        assert_eq!(frame.link_header_len(), 0);
+        let record = Record::of(&frame, LinkType::Ethernet);
+        assert_eq!(
+            (record.caplen(), record.wire_len, record.outbound),
+            (54, 54, true)
+        );
+        assert_eq!(
+            record.header_bytes(),
+            [&[0; 12][..], &[0x86, 0xdd]].concat()
+        );
+        assert_eq!(record.data, &ip[..]);
+        // ... as it is in a raw one.
+        let record = Record::of(&frame, LinkType::Raw);
+        assert_eq!(
+            (record.caplen(), record.wire_len, record.link_header),
+            (40, 40, None)
+        );
+        drop(frame);
+        // An Ethernet frame in a raw file: from its network header.
+        let frame = reader.try_next().unwrap().unwrap();
+        let record = Record::of(&frame, LinkType::Raw);
+        assert_eq!(
+            (record.caplen(), record.wire_len, record.outbound),
+            (40, 40, false)
+        );
+        assert_eq!(record.data, &ether[14..]);
+        let record = Record::of(&frame, LinkType::Ethernet);
+        assert_eq!((record.caplen(), record.link_header), (54, None));
+
+        let mut sink = PcapSink::new(Vec::new(), 64, 101).unwrap();
+        sink.write(&record).unwrap();
+        let pcap = sink.finish().unwrap();
+        let pcap = PcapReader::new(&pcap[..]).unwrap();
+        assert_eq!(pcap.header().datalink, DataLink::RAW);
     }
 
     #[test]
@@ -612,24 +687,26 @@ mod tests {
             packets: 4,
             corrupt: 0,
             kernel: PktringStats {
-                packets: 5,
+                packets: 9,
                 drops: 1,
+                filtered: 4,
             },
             per_cpu: BTreeMap::from([(0, 3), (2, 1)]),
             per_queue: BTreeMap::from([(None, 1), (Some(1), 3)]),
             elapsed: Duration::from_secs(2),
             ended: None,
             cost: None,
+            filter: true,
         };
         assert_eq!(
             summary.to_string(),
             "packets:   4 in 2.00 s (2/s), 0 corrupt frames\n\
-             kernel:    5 packets, 1 drops\n\
+             kernel:    9 packets, 1 drops, 4 filtered\n\
              per CPU:   cpu0 3 cpu2 1\n\
              per queue: none 1 rx1 3"
         );
         assert!(Summary::default()
             .to_string()
-            .ends_with("per CPU:   -\nper queue: -"));
+            .ends_with("0 drops\nper CPU:   -\nper queue: -"));
     }
 }

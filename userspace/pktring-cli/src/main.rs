@@ -5,13 +5,19 @@
 //!
 //! ```text
 //! pktring capture -w FILE.pcap|FILE.pcapng [--format F] [--sort-window N] [-c COUNT]
-//!                 [-d DURATION] [-q] [RING OPTIONS]
-//! pktring stats [-d DURATION] [RING OPTIONS]
+//!                 [--duration DURATION] [-q] [RING OPTIONS] [EXPRESSION...]
+//! pktring capture -d|-dd|-ddd [RING OPTIONS] [EXPRESSION...]
+//! pktring stats [--duration DURATION] [RING OPTIONS] [EXPRESSION...]
+//! pktring list [--json]
 //! ```
+//!
+//! EXPRESSION is a tcpdump filter expression (its words joined by spaces, as tcpdump joins
+//! them), compiled by libpcap for the capture's link type and attached to the ring before it
+//! starts capturing; `-d` prints the compiled program as `tcpdump -d` does, and exits.
 //!
 //! `capture` reports on stderr: a progress line while stderr is a terminal, the summary at the
 //! end. `stats` prints its summary on stdout. Errors are one line on stderr and exit status 1;
-//! bad options exit with status 2.
+//! bad options and bad filter expressions exit with status 2.
 
 use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
@@ -22,22 +28,28 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use pktring::uapi::{SockFilter, PKTRING_ETH_P_ALL, PKTRING_MAX_SNAPLEN};
 use pktring::{Family, Geometry, Hook, Op, RingBuilder, DEFAULT_DEVICE};
 use rustix::io::Errno;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 mod capture;
+mod filter;
+mod list;
 mod pcapng;
 mod sink;
 
 use capture::{Limits, Output};
+use filter::LinkType;
 use sink::{Format, Record, Sink};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "pktring",
     version,
-    about = "Capture packets through the rust_pktring ring"
+    about = "Capture packets through the rust_pktring ring",
+    after_help = "-d is tcpdump's: `pktring capture -d EXPRESSION` prints the compiled filter. \
+                  The duration of a capture or of stats is --duration."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -50,14 +62,42 @@ enum Command {
     Capture(CaptureArgs),
     /// Set up a ring, discard what it captures for DURATION, and print the counters.
     Stats(StatsArgs),
+    /// List the open rings of every process this user may look at (from /proc/PID/fdinfo).
+    List(ListArgs),
 }
 
 #[derive(Debug, Args)]
+struct ListArgs {
+    /// Print a JSON array, an object per ring.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Link type: Ethernet (LINKTYPE_ETHERNET) on Ethernet and loopback devices and on any device \
+(a packet of a device without a link-layer header gets a made-up Ethernet header: zero \
+addresses, its EtherType); raw IP (LINKTYPE_RAW) at --hook local-out and post-routing, and on \
+devices without a link-layer header (tun, WireGuard, tunnels). The filter is compiled for the \
+same link type (tcpdump's -y EN10MB or -y RAW). With a filter on any device, a packet of a \
+device without a link-layer header meets the filter from its IP header: name the device (-i).
+
+-d prints the compiled filter as tcpdump -d does (-dd: as C, -ddd: in decimal) and exits; the \
+duration is --duration.")]
 struct CaptureArgs {
-    /// Write the packets to this file (Ethernet, nanosecond timestamps): pcapng if its name
-    /// ends in .pcapng, pcap otherwise.
-    #[arg(short = 'w', long = "write", value_name = "FILE")]
-    file: PathBuf,
+    /// Write the packets to this file (nanosecond timestamps): pcapng if its name ends in
+    /// .pcapng, pcap otherwise.
+    #[arg(
+        short = 'w',
+        long = "write",
+        value_name = "FILE",
+        required_unless_present = "dump"
+    )]
+    file: Option<PathBuf>,
+    /// Print the compiled filter program in tcpdump -d's form and exit (-dd: as a C array,
+    /// -ddd: as decimal numbers), as tcpdump does. (The duration is --duration.)
+    #[arg(short = 'd', action = clap::ArgAction::Count, conflicts_with = "file")]
+    dump: u8,
     /// The file format, whatever the file's name: pcapng records each packet's CPU and RX
     /// queue, and the kernel's received and dropped counts at the end.
     #[arg(long, value_enum, value_name = "FORMAT")]
@@ -70,8 +110,8 @@ struct CaptureArgs {
     /// Stop after COUNT packets.
     #[arg(short = 'c', long, value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
-    /// Stop after DURATION (e.g. 10s, 500ms, 2m).
-    #[arg(short = 'd', long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    /// Stop after DURATION (e.g. 10s, 500ms, 2m). Long option only: -d is tcpdump's.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
     /// Print nothing but errors.
     #[arg(short = 'q', long)]
@@ -83,7 +123,7 @@ struct CaptureArgs {
 #[derive(Debug, Args)]
 struct StatsArgs {
     /// How long to look.
-    #[arg(short = 'd', long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
     duration: Duration,
     #[command(flatten)]
     ring: RingArgs,
@@ -98,10 +138,16 @@ struct RingArgs {
     /// Protocol family to capture.
     #[arg(long, value_enum, default_value_t = FamilyArg::Both)]
     family: FamilyArg,
-    /// Netfilter hook to capture at (ingress needs an interface).
+    /// Netfilter hook to capture at: received (pre-routing, local-in), sent (local-out,
+    /// post-routing), or a device's (ingress, egress: need an interface).
     #[arg(long, value_enum, default_value_t = HookArg::PreRouting)]
     hook: HookArg,
-    /// Capture only packets arriving on this interface.
+    /// At a device hook (ingress, egress), capture packets of this EtherType rather than IP:
+    /// all, arp, lldp, vlan, ipv4, ipv6 or a number (0x88cc).
+    #[arg(long, value_name = "TYPE", value_parser = parse_ethertype, conflicts_with = "family")]
+    ethertype: Option<u16>,
+    /// Capture only packets arriving on (leaving through, at local-out and post-routing) this
+    /// interface; the interface of a device hook.
     #[arg(
         short = 'i',
         long = "interface",
@@ -109,7 +155,7 @@ struct RingArgs {
         conflicts_with = "ifindex"
     )]
     interface: Option<String>,
-    /// Capture only packets arriving on the interface with this index.
+    /// As -i, by interface index.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     ifindex: Option<u32>,
     /// Bytes per frame: a multiple of 16, at least 52.
@@ -142,6 +188,33 @@ struct RingArgs {
     /// ... or this long after the first packet not woken for, whichever comes first.
     #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = humantime::parse_duration)]
     batch_timeout: Duration,
+    /// A tcpdump filter expression (e.g. 'tcp port 80 or icmp'), its words joined by spaces;
+    /// packets it rejects are counted as filtered.
+    #[arg(value_name = "EXPRESSION")]
+    expression: Vec<String>,
+}
+
+/// Parses an `--ethertype`: a name, or a number (decimal, or hexadecimal with 0x).
+fn parse_ethertype(text: &str) -> Result<u16, String> {
+    let value = match text.to_ascii_lowercase().as_str() {
+        "all" => PKTRING_ETH_P_ALL as u16,
+        "arp" => 0x0806,
+        "lldp" => 0x88cc,
+        "vlan" | "8021q" => 0x8100,
+        "ip" | "ipv4" => 0x0800,
+        "ipv6" => 0x86dd,
+        number => match number.strip_prefix("0x") {
+            Some(hex) => u16::from_str_radix(hex, 16),
+            None => number.parse(),
+        }
+        .map_err(|_| {
+            format!("'{text}' is not all, arp, lldp, vlan, ipv4, ipv6 or a number like 0x88cc")
+        })?,
+    };
+    if value == 0 {
+        return Err("EtherType 0 is IP by --family: leave --ethertype out".into());
+    }
+    Ok(value)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -156,7 +229,36 @@ enum HookArg {
     PreRouting,
     LocalIn,
     Ingress,
+    LocalOut,
+    PostRouting,
+    Egress,
 }
+
+impl HookArg {
+    fn hook(self) -> Hook {
+        match self {
+            HookArg::PreRouting => Hook::PreRouting,
+            HookArg::LocalIn => Hook::LocalIn,
+            HookArg::Ingress => Hook::Ingress,
+            HookArg::LocalOut => Hook::LocalOut,
+            HookArg::PostRouting => Hook::PostRouting,
+            HookArg::Egress => Hook::Egress,
+        }
+    }
+}
+
+/// An error of the command line found after clap's checks (a bad filter expression, an old
+/// `-d DURATION`): one line, exit status 2.
+#[derive(Debug)]
+struct UsageError(String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
 
 impl RingArgs {
     /// Returns the interface captured on as the user named it, if one was.
@@ -168,21 +270,59 @@ impl RingArgs {
         }
     }
 
+    /// Returns the filter expression, its words joined by spaces; `None` without one.
+    fn expression(&self) -> Option<String> {
+        let expression = self.expression.join(" ");
+        (!expression.trim().is_empty()).then_some(expression)
+    }
+
+    /// Returns the link type of the capture: of the hook, and of the interface's device type.
+    fn link_type(&self) -> LinkType {
+        let name = match (&self.interface, self.ifindex) {
+            (Some(name), _) => Some(name.clone()),
+            (None, Some(ifindex)) => list::ifname(ifindex),
+            (None, None) => None,
+        };
+        LinkType::choose(
+            self.hook.hook().starts_at_network_header(),
+            name.as_deref().and_then(filter::interface_type),
+        )
+    }
+
+    /// Compiles the filter expression, if there is one, for `link`; a bad one is a
+    /// [`UsageError`].
+    fn compile(&self, link: LinkType) -> Result<Option<Vec<SockFilter>>> {
+        let Some(expression) = self.expression() else {
+            return Ok(None);
+        };
+        filter::compile(&expression, link, self.filter_snaplen())
+            .map(Some)
+            .map_err(|why| UsageError(format!("bad filter expression: {why}")).into())
+    }
+
+    /// The snaplen a filter returns for a packet it accepts: the ring's (0: the largest).
+    fn filter_snaplen(&self) -> u32 {
+        match self.snaplen {
+            0 => PKTRING_MAX_SNAPLEN,
+            snaplen => snaplen,
+        }
+    }
+
     /// Returns the ring builder, after every check that needs no device.
     fn builder(&self) -> Result<RingBuilder> {
-        let hook = match self.hook {
-            HookArg::PreRouting => Hook::PreRouting,
-            HookArg::LocalIn => Hook::LocalIn,
-            HookArg::Ingress => Hook::Ingress,
-        };
+        let hook = self.hook.hook();
         let ifindex = match (&self.interface, self.ifindex) {
             (Some(name), _) => pktring::ifindex(name)?,
             (None, Some(ifindex)) => ifindex,
-            (None, None) if hook == Hook::Ingress => {
-                bail!("--hook ingress needs an interface: -i IFACE or --ifindex N")
-            }
+            (None, None) if hook.is_device() => bail!(
+                "--hook {} needs an interface: -i IFACE or --ifindex N",
+                arg_name(&self.hook)
+            ),
             (None, None) => 0,
         };
+        if self.ethertype.is_some() && !hook.is_device() {
+            bail!("--ethertype is for the device hooks: --hook ingress or --hook egress");
+        }
         let builder = RingBuilder::new()
             .device(&self.device)
             .geometry(Geometry {
@@ -198,6 +338,7 @@ impl RingArgs {
             })
             .hook(hook)
             .ifindex(ifindex)
+            .ethertype(self.ethertype.unwrap_or(0))
             .priority(self.priority);
         let batch = if self.immediate_mode {
             None
@@ -214,19 +355,65 @@ impl RingArgs {
     }
 }
 
+/// Returns the message for an old `-d DURATION` (`-d 10s`, `-d10s`; `-d` at all for `stats`),
+/// which now is tcpdump's `-d`, if `args` (the command line, program name first) has one.
+fn old_duration_option(args: &[String]) -> Option<String> {
+    let looks_like_duration = |word: &str| word.starts_with(|c: char| c.is_ascii_digit());
+    let command = args.iter().skip(1).find(|arg| !arg.starts_with('-'))?;
+    let stats = command == "stats";
+    if command != "capture" && !stats {
+        return None;
+    }
+    let mut words = args.iter().skip_while(|arg| *arg != command).skip(1);
+    while let Some(arg) = words.next() {
+        if arg == "--" {
+            break;
+        }
+        let operand = match arg.strip_prefix("-d") {
+            Some("") => words.clone().next().cloned(),
+            Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => Some(rest.into()),
+            Some(rest) if stats && rest.chars().all(|c| c == 'd') => None,
+            _ => continue,
+        };
+        match operand {
+            Some(duration) if looks_like_duration(&duration) => {
+                return Some(format!(
+                    "-d prints the compiled filter now, as tcpdump's -d: for a duration, use \
+                     --duration {duration}"
+                ))
+            }
+            _ if stats => return Some("for a duration, use --duration DURATION".into()),
+            _ => {}
+        }
+    }
+    None
+}
+
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args_os()
+        .map(|arg| arg.to_string_lossy().into_owned())
+        .collect();
+    if let Some(why) = old_duration_option(&args) {
+        eprintln!("pktring: {why}");
+        return ExitCode::from(2);
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("pktring: {}", explain(&err));
-            ExitCode::FAILURE
+            if err.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
 
 fn run(cli: Cli) -> Result<()> {
     let (ring_args, limits, output) = match &cli.command {
+        Command::List(args) => return list::run(args.json),
         Command::Capture(args) => (
             &args.ring,
             Limits {
@@ -250,7 +437,24 @@ fn run(cli: Cli) -> Result<()> {
             },
         ),
     };
+    let link = ring_args.link_type();
+    let program = ring_args.compile(link)?;
     let builder = ring_args.builder()?;
+    if let Command::Capture(CaptureArgs { dump: 1.., .. }) = &cli.command {
+        // As tcpdump -d: the program for the expression (accept all without one).
+        let program = match program {
+            Some(program) => program,
+            None => filter::compile("", link, ring_args.filter_snaplen())
+                .map_err(|why| UsageError(format!("bad filter expression: {why}")))?,
+        };
+        let Command::Capture(args) = &cli.command else {
+            unreachable!()
+        };
+        print!("{}", filter::dump(&program, args.dump));
+        return Ok(());
+    }
+    let filtered = program.is_some();
+    let builder = builder.filter(program);
     // Ctrl-C and SIGTERM end the capture cleanly: the wait in `poll()` returns at once.
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [SIGINT, SIGTERM] {
@@ -263,34 +467,48 @@ fn run(cli: Cli) -> Result<()> {
         let on = ring_args
             .interface_name()
             .unwrap_or_else(|| "any interface".into());
-        let family = match ring_args.family {
-            FamilyArg::Ipv4 => "IPv4",
-            FamilyArg::Ipv6 => "IPv6",
-            FamilyArg::Both => "IPv4 and IPv6",
+        let family = match (ring_args.ethertype, ring_args.family) {
+            (Some(ethertype), _) if u32::from(ethertype) == PKTRING_ETH_P_ALL => {
+                "every packet".into()
+            }
+            (Some(ethertype), _) => format!("EtherType {ethertype:#06x}"),
+            (None, FamilyArg::Ipv4) => "IPv4".into(),
+            (None, FamilyArg::Ipv6) => "IPv6".into(),
+            (None, FamilyArg::Both) => "IPv4 and IPv6".into(),
         };
         eprintln!(
-            "pktring: capturing {family} at {} on {on}: {} frames of {} bytes, snaplen {}",
+            "pktring: capturing {family} at {} on {on}: {} frames of {} bytes, snaplen {}, \
+             link type {}{}",
             arg_name(&ring_args.hook),
             info.frame_nr,
             info.frame_size,
-            info.snaplen
+            info.snaplen,
+            link.name(),
+            ring_args
+                .expression()
+                .map_or_else(String::new, |expression| format!(", filter '{expression}'"))
         );
     }
     match &cli.command {
         Command::Capture(args) => {
-            let format = args.format.unwrap_or_else(|| Format::of_path(&args.file));
+            // PANIC: clap requires -w unless -d, which returned above.
+            let file = args.file.as_ref().expect("-w FILE");
+            let format = args.format.unwrap_or_else(|| Format::of_path(file));
             let name = ring_args.interface_name().unwrap_or_else(|| "any".into());
+            let expression = ring_args.expression();
             let interface = pcapng::Interface {
                 name: &name,
-                link_type: u32::from(pcap_file::DataLink::ETHERNET) as u16,
+                link_type: link.linktype(),
                 snaplen: ring.layout().info().snaplen,
+                filter: expression.as_deref(),
             };
             let window = args.sort_window as usize;
-            let mut sink = Sink::create(&args.file, format, &interface, window)?;
+            let mut sink = Sink::create(file, format, &interface, window)?;
             let start = SystemTime::now();
-            let summary = capture::consume(&mut ring, &limits, &stop, &output, |frame| {
-                sink.write(&Record::of(frame))
+            let mut summary = capture::consume(&mut ring, &limits, &stop, &output, |frame| {
+                sink.write(&Record::of(frame, link))
             })?;
+            summary.filter = filtered;
             let since_epoch =
                 |time: SystemTime| time.duration_since(UNIX_EPOCH).unwrap_or_default();
             let order = sink.finish(&pcapng::Counters {
@@ -298,13 +516,14 @@ fn run(cli: Cli) -> Result<()> {
                 end: since_epoch(SystemTime::now()),
                 received: summary.kernel.packets,
                 dropped: summary.kernel.drops,
+                filtered: filtered.then_some(summary.kernel.filtered),
                 delivered: summary.packets,
             })?;
             // On stderr, as tcpdump does: the capture's output is the file.
             if !output.quiet {
                 eprintln!(
                     "file:      {} ({}), {} timestamps earlier than the one before{}\n{summary}",
-                    args.file.display(),
+                    file.display(),
                     arg_name(&format),
                     order.backwards,
                     match window {
@@ -316,10 +535,12 @@ fn run(cli: Cli) -> Result<()> {
             ended(&summary)
         }
         Command::Stats(_) => {
-            let summary = capture::consume(&mut ring, &limits, &stop, &output, |_| Ok(()))?;
+            let mut summary = capture::consume(&mut ring, &limits, &stop, &output, |_| Ok(()))?;
+            summary.filter = filtered;
             println!("{summary}");
             ended(&summary)
         }
+        Command::List(_) => unreachable!("listed above"),
     }
 }
 
@@ -382,6 +603,16 @@ fn explain(err: &anyhow::Error) -> String {
             }
             _ => pktring_err.to_string(),
         },
+        pktring::Error::Io {
+            op: Op::SetFilter,
+            source,
+        } => match Errno::from_io_error(source) {
+            Some(Errno::INVAL) => "the module refused the capture filter (EINVAL)".into(),
+            Some(Errno::NOTTY) => "this rust_pktring has no capture filters (ENOTTY): \
+                                   load one built from the same rust_pktring_uapi.h as this tool"
+                .into(),
+            _ => pktring_err.to_string(),
+        },
         _ => pktring_err.to_string(),
     }
 }
@@ -399,7 +630,7 @@ mod tests {
     fn ring_args(args: &[&str]) -> RingArgs {
         match parse(&[&["stats"], args].concat()).unwrap().command {
             Command::Stats(stats) => stats.ring,
-            Command::Capture(_) => unreachable!(),
+            _ => unreachable!(),
         }
     }
 
@@ -416,7 +647,7 @@ mod tests {
             "out.pcap",
             "-c",
             "100",
-            "-d",
+            "--duration",
             "500ms",
             "-s",
             "128",
@@ -442,7 +673,8 @@ mod tests {
         let Command::Capture(args) = cli.command else {
             panic!("not a capture");
         };
-        assert_eq!(args.file, Path::new("out.pcap"));
+        assert_eq!(args.file.as_deref(), Some(Path::new("out.pcap")));
+        assert_eq!((args.dump, args.ring.expression()), (0, None));
         assert_eq!(args.count, Some(100));
         assert_eq!(args.duration, Some(Duration::from_millis(500)));
         assert!(args.quiet);
@@ -496,11 +728,11 @@ mod tests {
     fn the_format_is_the_file_name_s_unless_asked() {
         let capture = |args: &[&str]| match parse(&[&["capture"], args].concat()).unwrap().command {
             Command::Capture(capture) => capture,
-            Command::Stats(_) => unreachable!(),
+            _ => unreachable!(),
         };
         let args = capture(&["-w", "out.pcapng"]);
         assert_eq!(args.format, None);
-        assert_eq!(Format::of_path(&args.file), Format::Pcapng);
+        assert_eq!(Format::of_path(args.file.as_ref().unwrap()), Format::Pcapng);
         assert_eq!(args.sort_window, 0);
         let args = capture(&[
             "-w",
@@ -520,7 +752,21 @@ mod tests {
         for args in [
             &["capture"][..],
             &["capture", "-w", "x", "-c", "0"],
-            &["capture", "-w", "x", "-d", "soon"],
+            &["capture", "-w", "x", "--duration", "soon"],
+            &["capture", "-w", "x", "-d", "icmp"],
+            &["capture", "-w", "x", "--ethertype", "ipx"],
+            &["capture", "-w", "x", "--ethertype", "0"],
+            &[
+                "capture",
+                "-w",
+                "x",
+                "--ethertype",
+                "arp",
+                "--family",
+                "ipv4",
+            ],
+            &["stats", "-d"],
+            &["list", "-i", "eth0"],
             &["capture", "-w", "x", "--family", "ipx"],
             &["capture", "-w", "x", "--hook", "forward"],
             &["capture", "-w", "x", "-i", "eth0", "--ifindex", "2"],
@@ -552,6 +798,11 @@ mod tests {
                 &["-i", "no-such-if0"],
                 "no network interface named \"no-such-if0\"",
             ),
+            (&["--hook", "egress"], "--hook egress needs an interface"),
+            (
+                &["--ethertype", "arp"],
+                "--ethertype is for the device hooks",
+            ),
         ] {
             let err = ring_args(args).builder().unwrap_err();
             assert!(explain(&err).contains(why), "{args:?}: {}", explain(&err));
@@ -559,6 +810,123 @@ mod tests {
         assert!(ring_args(&["--hook", "ingress", "-i", "lo"])
             .builder()
             .is_ok());
+    }
+
+    #[test]
+    fn expressions_hooks_and_ethertypes_parse() {
+        let cli = parse(&[
+            "capture", "-w", "f.pcap", "-i", "lo", "tcp", "port", "80", "-c", "5", "or", "icmp",
+        ])
+        .unwrap();
+        let Command::Capture(args) = cli.command else {
+            panic!("not a capture");
+        };
+        assert_eq!(args.count, Some(5));
+        assert_eq!(
+            args.ring.expression().as_deref(),
+            Some("tcp port 80 or icmp")
+        );
+        assert_eq!(args.ring.link_type(), LinkType::Ethernet, "lo is loopback");
+        let program = args.ring.compile(LinkType::Ethernet).unwrap().unwrap();
+        assert_eq!(
+            program,
+            filter::compile("tcp port 80 or icmp", LinkType::Ethernet, 262_144).unwrap()
+        );
+        assert_eq!(ring_args(&["''"]).expression().as_deref(), Some("''"));
+        assert_eq!(ring_args(&[" "]).expression(), None);
+
+        for (hook, value, link) in [
+            ("pre-routing", 0, LinkType::Ethernet),
+            ("local-in", 1, LinkType::Ethernet),
+            ("local-out", 3, LinkType::Raw),
+            ("post-routing", 4, LinkType::Raw),
+        ] {
+            let args = ring_args(&["--hook", hook]);
+            assert_eq!(args.builder().unwrap().request().unwrap().hook, value);
+            assert_eq!(args.link_type(), link, "{hook}");
+        }
+        let args = ring_args(&["--hook", "egress", "-i", "lo", "--ethertype", "all"]);
+        let req = args.builder().unwrap().request().unwrap();
+        assert_eq!((req.hook, req.ethertype, req.family), (5, 3, 0));
+        assert_eq!(args.link_type(), LinkType::Ethernet);
+        for (name, value) in [
+            ("arp", 0x0806),
+            ("LLDP", 0x88cc),
+            ("vlan", 0x8100),
+            ("ipv6", 0x86dd),
+            ("0x88F7", 0x88f7),
+            ("2048", 0x0800),
+        ] {
+            assert_eq!(parse_ethertype(name), Ok(value), "{name}");
+        }
+        let args = ring_args(&["--hook", "ingress", "--ifindex", "1", "--ethertype", "arp"]);
+        let req = args.builder().unwrap().request().unwrap();
+        assert_eq!((req.hook, req.ethertype, req.family), (2, 0x0806, 0));
+    }
+
+    #[test]
+    fn dash_d_is_tcpdump_s() {
+        let Command::Capture(args) = parse(&["capture", "-ddd", "icmp"]).unwrap().command else {
+            panic!("not a capture");
+        };
+        assert_eq!((args.dump, args.file), (3, None));
+        let Command::Capture(args) = parse(&["capture", "-d", "-d", "icmp"]).unwrap().command
+        else {
+            panic!("not a capture");
+        };
+        assert_eq!(args.dump, 2);
+        assert!(parse(&["capture", "icmp"]).is_err(), "-w or -d");
+        assert!(parse(&["capture", "-d", "-w", "x", "icmp"]).is_err());
+
+        let old = |args: &[&str]| {
+            let args: Vec<String> = std::iter::once("pktring")
+                .chain(args.iter().copied())
+                .map(String::from)
+                .collect();
+            old_duration_option(&args)
+        };
+        let hint = old(&["capture", "-w", "x", "-d", "10s"]).unwrap();
+        assert!(
+            hint.contains("--duration 10s") && hint.contains("tcpdump"),
+            "{hint}"
+        );
+        assert!(old(&["capture", "-w", "x", "-d10s"])
+            .unwrap()
+            .contains("--duration 10s"));
+        assert!(old(&["capture", "-w", "x", "-d", "500"]).is_some());
+        assert!(old(&["stats", "-d", "5s"])
+            .unwrap()
+            .contains("--duration 5s"));
+        assert!(old(&["stats", "-d"]).unwrap().contains("--duration"));
+        for fine in [
+            &["capture", "-d", "icmp"][..],
+            &["capture", "-dd", "-i", "lo"],
+            &["capture", "-w", "x", "--duration", "10s"],
+            &["stats", "--duration", "5s"],
+            &["list"],
+            &[],
+        ] {
+            assert_eq!(old(fine), None, "{fine:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_expression_is_a_usage_error() {
+        let err = ring_args(&["tcp", "port"])
+            .compile(LinkType::Ethernet)
+            .unwrap_err();
+        assert!(err.downcast_ref::<UsageError>().is_some());
+        let text = explain(&err);
+        assert!(text.starts_with("bad filter expression: "), "{text}");
+        assert!(!text.contains('\n'), "{text}");
+    }
+
+    #[test]
+    fn list_parses() {
+        let Command::List(args) = parse(&["list", "--json"]).unwrap().command else {
+            panic!("not list");
+        };
+        assert!(args.json);
     }
 
     #[test]

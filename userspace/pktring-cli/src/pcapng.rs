@@ -5,14 +5,20 @@
 //! Blocks are written in the host's byte order, which the section header's byte-order magic
 //! tells readers. What each packet carries beyond its bytes:
 //!
-//! - `epb_flags`: the direction, inbound (every hook the ring offers sees received packets);
+//! - `epb_flags`: the direction: outbound for a packet this host sends (`sll_pkttype`
+//!   `PACKET_OUTGOING`, at the egress hooks), inbound otherwise;
 //! - `epb_queue`: the RX queue, when the device recorded one (tshark: `frame.interface_queue`);
 //! - `opt_comment`: `cpu N` or `cpu N, rx queue M`, which every pcapng reader shows (tshark:
 //!   `frame.comment`), since pcapng has no standard option for the CPU.
 //!
-//! The statistics block follows dumpcap: `isb_ifrecv` is what the hook saw (delivered plus
-//! dropped), `isb_ifdrop` what it dropped for want of a free frame, `isb_usrdeliv` what this
-//! file holds; with the capture's start and end times.
+//! The interface description has the capture filter, as dumpcap writes it (`if_filter`, a
+//! libpcap filter string), when there is one.
+//!
+//! The statistics block follows dumpcap: `isb_ifrecv` is what the ring's selection took
+//! (delivered, dropped and filtered: the packets "received by the interface", before any
+//! filter), `isb_ifdrop` what it dropped for want of a free frame, `isb_filteraccept` what the
+//! capture filter accepted (`isb_ifrecv` less the filtered; only with a filter), `isb_usrdeliv`
+//! what this file holds; with the capture's start and end times.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -38,16 +44,21 @@ const OPT_COMMENT: u16 = 1;
 const SHB_USERAPPL: u16 = 4;
 const IF_NAME: u16 = 2;
 const IF_TSRESOL: u16 = 9;
+const IF_FILTER: u16 = 11;
 const EPB_FLAGS: u16 = 2;
 const EPB_QUEUE: u16 = 6;
 const ISB_STARTTIME: u16 = 2;
 const ISB_ENDTIME: u16 = 3;
 const ISB_IFRECV: u16 = 4;
 const ISB_IFDROP: u16 = 5;
+const ISB_FILTERACCEPT: u16 = 6;
 const ISB_USRDELIV: u16 = 8;
 
-/// `epb_flags`: bits 0-1 are the direction, 1 inbound.
+/// `epb_flags`: bits 0-1 are the direction, 1 inbound, 2 outbound.
 const EPB_FLAGS_INBOUND: u32 = 1;
+const EPB_FLAGS_OUTBOUND: u32 = 2;
+/// `if_filter`'s first byte: a libpcap filter string follows.
+const IF_FILTER_LIBPCAP: u8 = 0;
 /// `if_tsresol` 9: timestamps count nanoseconds.
 const TSRESOL_NANOS: u8 = 9;
 
@@ -59,6 +70,8 @@ pub(crate) struct Interface<'a> {
     pub(crate) link_type: u16,
     /// The most bytes of a packet a record holds.
     pub(crate) snaplen: u32,
+    /// The capture filter's expression, if there is one.
+    pub(crate) filter: Option<&'a str>,
 }
 
 /// What the interface statistics block says at the end of a capture.
@@ -67,10 +80,12 @@ pub(crate) struct Counters {
     /// When the capture started and ended, since the Unix epoch.
     pub(crate) start: Duration,
     pub(crate) end: Duration,
-    /// Packets the hook saw, delivered plus dropped.
+    /// Packets the ring's selection took: delivered, dropped and filtered.
     pub(crate) received: u64,
     /// Packets the hook dropped because the ring had no free frame.
     pub(crate) dropped: u64,
+    /// Packets the capture filter rejected, with a filter (`None`: none).
+    pub(crate) filtered: Option<u64>,
     /// Packets written to the file.
     pub(crate) delivered: u64,
 }
@@ -107,8 +122,14 @@ impl Block {
 
     /// Bytes padded with zeroes to a multiple of four.
     fn padded(&mut self, data: &[u8]) -> &mut Self {
+        self.padded_parts(&[], data)
+    }
+
+    /// `head` and `data` together, padded with zeroes to a multiple of four.
+    fn padded_parts(&mut self, head: &[u8], data: &[u8]) -> &mut Self {
+        self.bytes.extend_from_slice(head);
         self.bytes.extend_from_slice(data);
-        let pad = (4 - data.len() % 4) % 4;
+        let pad = (4 - (head.len() + data.len()) % 4) % 4;
         self.bytes.extend_from_slice(&[0; 3][..pad]);
         self
     }
@@ -175,6 +196,12 @@ impl<W: Write> PcapngSink<W> {
         idb.u16(interface.link_type).u16(0).u32(interface.snaplen);
         idb.option(IF_NAME, interface.name.as_bytes())
             .option(IF_TSRESOL, &[TSRESOL_NANOS]);
+        if let Some(filter) = interface.filter {
+            let mut value = vec![IF_FILTER_LIBPCAP];
+            value.extend_from_slice(filter.as_bytes());
+            value.truncate(u16::MAX.into());
+            idb.option(IF_FILTER, &value);
+        }
         let idb = idb.finish(true);
 
         out.write_all(&shb)
@@ -191,10 +218,15 @@ impl<W: Write> PcapngSink<W> {
         let mut epb = Block::start(std::mem::take(&mut self.scratch), EPB);
         epb.u32(0)
             .u64(nanos(record.timestamp))
-            .u32(record.data.len() as u32)
+            .u32(record.caplen() as u32)
             .u32(record.wire_len)
-            .padded(record.data);
-        epb.option(EPB_FLAGS, &EPB_FLAGS_INBOUND.to_ne_bytes());
+            .padded_parts(record.header_bytes(), record.data);
+        let direction = if record.outbound {
+            EPB_FLAGS_OUTBOUND
+        } else {
+            EPB_FLAGS_INBOUND
+        };
+        epb.option(EPB_FLAGS, &direction.to_ne_bytes());
         let mut comment = [0u8; 32];
         let comment = match record.rx_queue {
             Some(queue) => {
@@ -224,8 +256,12 @@ impl<W: Write> PcapngSink<W> {
         isb.option_time(ISB_STARTTIME, nanos(counters.start))
             .option_time(ISB_ENDTIME, nanos(counters.end))
             .option(ISB_IFRECV, &counters.received.to_ne_bytes())
-            .option(ISB_IFDROP, &counters.dropped.to_ne_bytes())
-            .option(ISB_USRDELIV, &counters.delivered.to_ne_bytes());
+            .option(ISB_IFDROP, &counters.dropped.to_ne_bytes());
+        if let Some(filtered) = counters.filtered {
+            let accepted = counters.received.saturating_sub(filtered);
+            isb.option(ISB_FILTERACCEPT, &accepted.to_ne_bytes());
+        }
+        isb.option(ISB_USRDELIV, &counters.delivered.to_ne_bytes());
         let isb = isb.finish(true);
         self.out
             .write_all(&isb)
@@ -284,6 +320,7 @@ mod tests {
             name: "eth0",
             link_type: 1,
             snaplen: 1500,
+            filter: None,
         };
         let mut sink = PcapngSink::new(Vec::new(), &interface).unwrap();
         let data = [0xabu8; 61];
@@ -294,6 +331,8 @@ mod tests {
                 wire_len: 1000,
                 cpu,
                 rx_queue,
+                outbound: false,
+                link_header: None,
                 data: &data,
             })
             .unwrap();
@@ -303,6 +342,7 @@ mod tests {
             end: Duration::from_secs(1_700_000_002),
             received: 7,
             dropped: 5,
+            filtered: None,
             delivered: 2,
         };
         let file = sink.finish(&counters).unwrap();
@@ -361,5 +401,64 @@ mod tests {
                 (ISB_USRDELIV, 2u64.to_ne_bytes().to_vec()),
             ]
         );
+    }
+
+    #[test]
+    fn a_filtered_capture_says_its_filter_direction_and_what_it_accepted() {
+        let interface = Interface {
+            name: "any",
+            link_type: 1,
+            snaplen: 128,
+            filter: Some("icmp"),
+        };
+        let mut sink = PcapngSink::new(Vec::new(), &interface).unwrap();
+        let data = [0x45u8; 5];
+        sink.write(&Record {
+            timestamp: Duration::from_secs(1),
+            wire_len: 98,
+            cpu: 1,
+            rx_queue: None,
+            outbound: true,
+            link_header: Some(crate::filter::synthetic_ethernet(0x0800u16.to_be())),
+            data: &data,
+        })
+        .unwrap();
+        let counters = Counters {
+            received: 10,
+            dropped: 1,
+            filtered: Some(6),
+            delivered: 3,
+            ..Counters::default()
+        };
+        let blocks = blocks(&sink.finish(&counters).unwrap());
+        let idb = &blocks[1].1;
+        assert_eq!(
+            options(idb, 8)[2],
+            (IF_FILTER, [&[IF_FILTER_LIBPCAP][..], b"icmp"].concat())
+        );
+        let epb = &blocks[2].1;
+        let word = |at: usize| u32::from_ne_bytes(epb[at..at + 4].try_into().unwrap());
+        assert_eq!((word(12), word(16)), (19, 98), "the made-up header counts");
+        assert_eq!(&epb[20..32], &[0; 12]);
+        assert_eq!(&epb[32..39], &[8, 0, 0x45, 0x45, 0x45, 0x45, 0x45]);
+        assert_eq!(
+            options(epb, 40)[0],
+            (EPB_FLAGS, EPB_FLAGS_OUTBOUND.to_ne_bytes().to_vec()),
+            "19 bytes padded to 20"
+        );
+        let isb = options(&blocks[3].1, 12);
+        let codes: Vec<u16> = isb.iter().map(|(code, _)| *code).collect();
+        assert_eq!(
+            codes,
+            [
+                ISB_STARTTIME,
+                ISB_ENDTIME,
+                ISB_IFRECV,
+                ISB_IFDROP,
+                ISB_FILTERACCEPT,
+                ISB_USRDELIV
+            ]
+        );
+        assert_eq!(isb[4].1, 4u64.to_ne_bytes(), "10 received, 6 filtered");
     }
 }

@@ -18,29 +18,67 @@ use anyhow::Result;
 use pktring::Frame;
 
 use crate::capture::PcapSink;
+use crate::filter::{synthetic_ethernet, LinkType};
 use crate::pcapng::{Counters, Interface, PcapngSink};
 
 /// One packet, as a file records it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Record<'a> {
     pub(crate) timestamp: Duration,
-    /// The packet's length from its MAC header; `data` holds the first bytes of it.
+    /// The packet's length from the file's link type's header (the made-up Ethernet header
+    /// included); `link_header` and `data` hold the first bytes of it.
     pub(crate) wire_len: u32,
     pub(crate) cpu: u16,
     pub(crate) rx_queue: Option<u16>,
+    /// Sent by this host (an egress hook), rather than received.
+    pub(crate) outbound: bool,
+    /// A made-up Ethernet header, written in front of `data`: see [`Record::of`].
+    pub(crate) link_header: Option<[u8; 14]>,
     pub(crate) data: &'a [u8],
 }
 
 impl<'a> Record<'a> {
-    /// The record of a frame, borrowing its bytes from the ring.
-    pub(crate) fn of(frame: &'a Frame<'_>) -> Self {
+    /// The record of a frame in a file of link type `link`, borrowing its bytes from the ring.
+    ///
+    /// Raw: the packet from its network header, whatever the frame had in front of it.
+    /// Ethernet: the frame as it is, but for a frame without a link-layer header (an inet hook
+    /// on any device sees packets of devices without one), which gets a made-up Ethernet header
+    /// in front: zero addresses and the EtherType of its `sll_protocol`, so that readers still
+    /// parse it.
+    pub(crate) fn of(frame: &'a Frame<'_>, link: LinkType) -> Self {
+        let hlen = frame.link_header_len();
+        let (link_header, data, wire_len) = match link {
+            LinkType::Raw if hlen > 0 => (
+                None,
+                frame.network().unwrap_or_default(),
+                frame.wire_len().saturating_sub(hlen as u32),
+            ),
+            LinkType::Ethernet if hlen == 0 => (
+                Some(synthetic_ethernet(frame.link().sll_protocol)),
+                frame.data(),
+                frame.wire_len() + 14,
+            ),
+            _ => (None, frame.data(), frame.wire_len()),
+        };
         Self {
             timestamp: frame.timestamp(),
-            wire_len: frame.wire_len(),
+            wire_len,
             cpu: frame.cpu(),
             rx_queue: frame.rx_queue(),
-            data: frame.data(),
+            outbound: frame.is_outgoing(),
+            link_header,
+            data,
         }
+    }
+
+    /// The bytes the file holds of the packet.
+    pub(crate) fn caplen(&self) -> usize {
+        self.link_header.map_or(0, |header| header.len()) + self.data.len()
+    }
+
+    /// The made-up link-layer header, if there is one, as bytes.
+    pub(crate) fn header_bytes(&self) -> &[u8] {
+        self.link_header.as_ref().map_or(&[], |header| &header[..])
     }
 }
 
@@ -116,7 +154,11 @@ impl Sink {
         window: usize,
     ) -> Result<Self> {
         let file = match format {
-            Format::Pcap => WriterFile::Pcap(PcapSink::create(path, interface.snaplen)?),
+            Format::Pcap => WriterFile::Pcap(PcapSink::create(
+                path,
+                interface.snaplen,
+                interface.link_type,
+            )?),
             Format::Pcapng => WriterFile::Pcapng(PcapngSink::create(path, interface)?),
         };
         Ok(Self {
@@ -159,6 +201,8 @@ struct Held {
     wire_len: u32,
     cpu: u16,
     rx_queue: Option<u16>,
+    outbound: bool,
+    /// The made-up link-layer header and the bytes.
     data: Vec<u8>,
 }
 
@@ -169,6 +213,8 @@ impl Held {
             wire_len: self.wire_len,
             cpu: self.cpu,
             rx_queue: self.rx_queue,
+            outbound: self.outbound,
+            link_header: None,
             data: &self.data,
         }
     }
@@ -201,6 +247,7 @@ impl SortWindow {
     ) -> Result<()> {
         let mut data = self.spare.pop().unwrap_or_default();
         data.clear();
+        data.extend_from_slice(record.header_bytes());
         data.extend_from_slice(record.data);
         self.held.push(Reverse(Held {
             timestamp: record.timestamp,
@@ -208,6 +255,7 @@ impl SortWindow {
             wire_len: record.wire_len,
             cpu: record.cpu,
             rx_queue: record.rx_queue,
+            outbound: record.outbound,
             data,
         }));
         self.arrivals += 1;
@@ -245,6 +293,8 @@ mod tests {
             wire_len: data.len() as u32,
             cpu: 0,
             rx_queue: None,
+            outbound: false,
+            link_header: None,
             data,
         }
     }
@@ -298,6 +348,26 @@ mod tests {
     }
 
     #[test]
+    fn a_window_keeps_a_made_up_header() {
+        let mut window = SortWindow::new(2);
+        let mut r = record(5, &[0x45, 0, 0, 20]);
+        r.link_header = Some(synthetic_ethernet(0x0800u16.to_be()));
+        r.wire_len = 24;
+        r.outbound = true;
+        window.push(&r, &mut |_: &Record<'_>| Ok(())).unwrap();
+        let mut seen = Vec::new();
+        window
+            .drain(&mut |r: &Record<'_>| {
+                seen.push((r.caplen(), r.wire_len, r.outbound, r.data.to_vec()));
+                Ok(())
+            })
+            .unwrap();
+        let mut data = vec![0; 12];
+        data.extend_from_slice(&[8, 0, 0x45, 0, 0, 20]);
+        assert_eq!(seen, [(18, 24, true, data)]);
+    }
+
+    #[test]
     fn the_format_follows_the_file_name() {
         assert_eq!(Format::of_path(Path::new("a.pcapng")), Format::Pcapng);
         assert_eq!(Format::of_path(Path::new("/x/A.PCAPNG")), Format::Pcapng);
@@ -314,6 +384,7 @@ mod tests {
             name: "any",
             link_type: 1,
             snaplen: 64,
+            filter: None,
         };
         for (window, backwards) in [(0, 2), (2, 0)] {
             let path = dir.join(format!("w{window}.pcapng"));
