@@ -227,8 +227,9 @@ run_guest() { # run, kernel build, module, suite arguments, kernel arguments
 }
 
 # `make shell` driven by a script instead of a person, once its shell is up:
-# a capture into pcapng in the guest, read back there with the host's
-# tshark, and `exit` to power the guest off (the console does not pass EOF on).
+# a filtered capture into pcapng in the guest, read back there with the
+# host's tshark, and `exit` to power the guest off (the console does not pass
+# EOF on).
 check_shell() {
 	local out=$tmp/shell.out fifo=$tmp/shell.in pid w i=0 rc=0
 	mkfifo "$fifo"
@@ -242,14 +243,14 @@ check_shell() {
 	# Lines typed before the shell reads its terminal would be lost.
 	sleep 3
 	printf '%s\n' ": a line for what the terminal may still drop" \
-		"pktring capture -w /tmp/s.pcapng -i $PKTRING_GUEST_IFNAME -c 100 --duration 120s -q & sleep 3" \
-		"pktring-traffic udp --dst $PKTRING_GUEST_IP4 --flows 4 --count 300 --rate 1000 >/dev/null" \
-		'wait; echo "shell-session: capture $?, tshark reads $(tshark -r /tmp/s.pcapng 2>/dev/null | wc -l) packets"' \
+		"pktring capture -w /tmp/s.pcapng -i $PKTRING_GUEST_IFNAME -c 100 --duration 120s -q 'udp src port 40001' & sleep 3" \
+		"pktring-traffic udp --dst $PKTRING_GUEST_IP4 --flows 4 --sport 40000 --count 400 --rate 1000 >/dev/null" \
+		'wait; echo "shell-session: capture $?, tshark reads $(tshark -r /tmp/s.pcapng 2>/dev/null | wc -l) packets, $(tshark -r /tmp/s.pcapng -Y "udp.srcport != 40001" 2>/dev/null | wc -l) from other ports"' \
 		exit >&"$w"
 	exec {w}>&-
 	wait "$pid" || rc=$?
 	cp "$out" "$LOGDIR/shell-$stamp.log"
-	grep -q '^shell-session: capture 0, tshark reads 100 packets' "$out" && [ $rc = 0 ] || rc=1
+	grep -q '^shell-session: capture 0, tshark reads 100 packets, 0 from other ports' "$out" && [ $rc = 0 ] || rc=1
 	[ $rc = 0 ] || tail -n 20 "$out" | sed 's/^/# /'
 	host_result $rc "make shell: boots with the module loaded; a capture in its shell reads back with tshark (log: $LOGDIR/shell-$stamp.log)"
 }
