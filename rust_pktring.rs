@@ -120,8 +120,10 @@
 //! # Introspection
 //!
 //! `/proc/PID/fdinfo/FD` of an open `/dev/pktring` shows the ring: its state, namespace,
-//! filter, hook, selection, geometry, and its counters since it was set up (`pktring list`
-//! reads them all).
+//! filter, hook, selection, geometry, and its counters since it was set up. `/proc/pktring`
+//! lists every open file of the device in the reader's network namespace, one line each, as
+//! `/proc/net/packet` lists sockets (`pktring list` reads it). The registration keeps a
+//! [`Registry`] of the open files for it.
 //!
 //! # Privilege and namespaces
 //!
@@ -136,6 +138,9 @@
 //!
 //! In this order, and never the other way round:
 //!
+//! 0. `Registry::files`, a mutex taken by `open` (which allocates the file's entry under it),
+//!    `release` and a read of `/proc/pktring` only, with no other lock held; the listing takes
+//!    2 and 3 under it, one at a time, and never drops the last reference to a capture there;
 //! 1. the mmap lock (taken by the VFS around `mmap`);
 //! 2. `RingFile::state`, a spinlock taken in process context only, and only to look at or
 //!    swap the state: nothing is allocated, copied to or from user space, registered or
@@ -164,10 +169,12 @@ use kernel::net::filter::{FilterSlot, SocketFilter};
 use kernel::net::namespace::{Capability, Namespace, PassiveRef};
 use kernel::net::netfilter::{Family, HookOptions, HookPoint, Registration};
 use kernel::prelude::*;
+use kernel::proc::{ProcFile, ProcShow};
+use kernel::rbtree::RBTree;
 use kernel::seq_file::SeqFile;
 use kernel::seq_print;
 use kernel::sync::poll::{events, PollTable};
-use kernel::sync::{new_spinlock, Arc, SpinLock};
+use kernel::sync::{new_mutex, new_spinlock, Arc, Mutex, SpinLock};
 
 mod ring;
 mod uapi;
@@ -184,20 +191,35 @@ module! {
 }
 
 struct PktRingModule {
+    /// Declared first so that it goes first: no new file is opened once the listing is gone.
     _misc: Pin<KBox<MiscDeviceRegistration<RingFile>>>,
+    _proc: Pin<KBox<ProcFile<Listing>>>,
 }
 
 impl kernel::Module for PktRingModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        let registry = Arc::pin_init(
+            pin_init!(Registry {
+                files <- new_mutex!(Files { next: 0, map: RBTree::new() }, "pktring_files"),
+            }),
+            GFP_KERNEL,
+        )?;
+        let proc = KBox::pin_init(
+            ProcFile::register(c_str!("pktring"), Listing(registry.clone())),
+            GFP_KERNEL,
+        )?;
         let opts = MiscDeviceOptions {
             name: c_str!("pktring"),
         };
-        let misc = KBox::pin_init(MiscDeviceRegistration::register(opts), GFP_KERNEL)?;
+        let misc = KBox::pin_init(MiscDeviceRegistration::register(opts, registry), GFP_KERNEL)?;
         if cfg!(pktring_test_no_owner_map) {
             pr_warn!("TEST BUILD: rx_owner_map disabled, producers WILL corrupt frames\n");
         }
         pr_info!("/dev/pktring ready (minor {})\n", misc.minor());
-        Ok(Self { _misc: misc })
+        Ok(Self {
+            _misc: misc,
+            _proc: proc,
+        })
     }
 }
 
@@ -262,6 +284,34 @@ fn hook_options(selection: &Selection) -> HookOptions {
     }
 }
 
+/// The name fdinfo and `/proc/pktring` give what a ring captures: `ipv4`, `ipv6`, `both`, `all`
+/// or the EtherType as `0x0806`.
+fn protocols_name(protocols: &Protocols) -> ProtocolsName {
+    ProtocolsName(*protocols)
+}
+
+/// What [`protocols_name`] returns: formats as the name, so that nothing is allocated.
+struct ProtocolsName(Protocols);
+
+impl core::fmt::Display for ProtocolsName {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let name = match self.0 {
+            Protocols::Ip {
+                ipv4: true,
+                ipv6: false,
+            } => "ipv4",
+            Protocols::Ip {
+                ipv4: false,
+                ipv6: true,
+            } => "ipv6",
+            Protocols::Ip { .. } => "both",
+            Protocols::All => "all",
+            Protocols::EtherType(t) => return write!(f, "0x{:04x}", t),
+        };
+        f.pad(name)
+    }
+}
+
 /// Where a file is in its life: no ring, one being set up, or capturing.
 enum State {
     Idle,
@@ -269,9 +319,58 @@ enum State {
     Capturing(Arc<Capture>),
 }
 
-/// The state of one open file of `/dev/pktring`.
+/// Every open file of `/dev/pktring`, for `/proc/pktring`: the registration's data.
 #[pin_data]
-struct RingFile {
+struct Registry {
+    /// Lock 0 of the lock order: see the crate documentation.
+    #[pin]
+    files: Mutex<Files>,
+}
+
+/// The open files, by the order they were opened in.
+struct Files {
+    next: u64,
+    map: RBTree<u64, Arc<FileState>>,
+}
+
+/// `/proc/pktring`.
+struct Listing(Arc<Registry>);
+
+impl ProcShow for Listing {
+    /// One line for each open file in the reader's network namespace, oldest first.
+    fn show(&self, m: &SeqFile) -> Result {
+        let net = Namespace::current().ok_or(ENXIO)?;
+        seq_print!(
+            m,
+            "{:<8} {:<10} {:<12} {:<6} {:>7} {:>6} {:>6} {:>10} {:>10} {:>8} {:>10} {:>6}\n",
+            "pid",
+            "state",
+            "hook",
+            "family",
+            "ifindex",
+            "frames",
+            "size",
+            "packets",
+            "delivered",
+            "drops",
+            "filtered",
+            "filter"
+        );
+        let files = self.0.files.lock();
+        for (_, file) in files.map.iter() {
+            if file.net.is(&net) {
+                file.show_line(m);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The state of one open file of `/dev/pktring`, shared with the registry.
+#[pin_data]
+struct FileState {
+    /// The opener's process (its thread group id), for the listing.
+    pid: i32,
     /// The network namespace of the opener, which the ring captures in.
     net: PassiveRef,
     /// The file's pollers, there from `open` on, so that a `poll()` before set-up is woken too.
@@ -283,7 +382,32 @@ struct RingFile {
     state: SpinLock<State>,
 }
 
-impl RingFile {
+/// An open file of `/dev/pktring`: its state, and its entry in the registry, taken out when the
+/// file is released.
+struct RingFile {
+    file: Arc<FileState>,
+    registry: Arc<Registry>,
+    id: u64,
+}
+
+impl core::ops::Deref for RingFile {
+    type Target = FileState;
+
+    fn deref(&self) -> &FileState {
+        &self.file
+    }
+}
+
+impl Drop for RingFile {
+    fn drop(&mut self) {
+        // Taken out under lock 0 and dropped after it: the capture, if this was the last
+        // reference, unregisters its hook with no lock held.
+        let entry = self.registry.files.lock().map.remove(&self.id);
+        drop(entry);
+    }
+}
+
+impl FileState {
     /// Returns the capture, or `EINVAL` if none is set up.
     fn capture(&self) -> Result<Arc<Capture>> {
         match &*self.state.lock() {
@@ -327,7 +451,7 @@ impl RingFile {
     }
 }
 
-impl RingFile {
+impl FileState {
     /// `PKTRING_IOC_SET_FILTER` and `PKTRING_IOC_DETACH_FILTER`: makes or removes the filter,
     /// then waits, with no lock held, until the hook can no longer run the one it replaces.
     fn set_filter(&self, arg: Option<usize>) -> Result {
@@ -340,8 +464,8 @@ impl RingFile {
         Ok(())
     }
 
-    /// Writes what fdinfo shows of the file (see the crate documentation).
-    fn show(&self, m: &SeqFile) {
+    /// Returns the capture, if there is one, and the name of the state the file is in.
+    fn state_name(&self) -> (Option<Arc<Capture>>, &'static str) {
         let capture = match &*self.state.lock() {
             State::Capturing(capture) => Some(capture.clone()),
             State::Idle | State::SettingUp => None,
@@ -353,6 +477,58 @@ impl RingFile {
             (Some(_), bindings::ENONET) => "ended ENONET",
             (Some(_), _) => "ended",
         };
+        (capture, state)
+    }
+
+    /// Writes the file's line of `/proc/pktring`. Called under lock 0, which keeps the file
+    /// open: the capture reference taken here is not the last.
+    fn show_line(&self, m: &SeqFile) {
+        let (capture, state) = self.state_name();
+        let state = state.rsplit(' ').next().unwrap_or(state);
+        let filter = self.filter.insns().unwrap_or(0);
+        let Some(capture) = capture else {
+            seq_print!(
+                m,
+                "{:<8} {:<10} {:<12} {:<6} {:>7} {:>6} {:>6} {:>10} {:>10} {:>8} {:>10} {:>6}\n",
+                self.pid,
+                state,
+                "-",
+                "-",
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                filter
+            );
+            return;
+        };
+        let ring = &capture.ring;
+        let sel = ring.selection();
+        let t = ring.totals();
+        seq_print!(
+            m,
+            "{:<8} {:<10} {:<12} {:<6} {:>7} {:>6} {:>6} {:>10} {:>10} {:>8} {:>10} {:>6}\n",
+            self.pid,
+            state,
+            sel.hook.name(),
+            protocols_name(&sel.protocols),
+            sel.ifindex,
+            ring.layout().frame_nr,
+            ring.layout().frame_size,
+            t.packets(),
+            t.delivered,
+            t.drops,
+            t.filtered,
+            filter
+        );
+    }
+
+    /// Writes what fdinfo shows of the file (see the crate documentation).
+    fn show(&self, m: &SeqFile) {
+        let (capture, state) = self.state_name();
         seq_print!(m, "pktring-state:\t{}\n", state);
         seq_print!(m, "pktring-netns:\t{}\n", self.net.inum());
         match self.filter.insns() {
@@ -365,19 +541,7 @@ impl RingFile {
         let ring = &capture.ring;
         let sel = ring.selection();
         seq_print!(m, "pktring-hook:\t{}\n", sel.hook.name());
-        match sel.protocols {
-            Protocols::Ip { ipv4, ipv6 } => seq_print!(
-                m,
-                "pktring-family:\t{}\n",
-                match (ipv4, ipv6) {
-                    (true, false) => "ipv4",
-                    (false, true) => "ipv6",
-                    _ => "both",
-                }
-            ),
-            Protocols::All => seq_print!(m, "pktring-family:\tall\n"),
-            Protocols::EtherType(t) => seq_print!(m, "pktring-family:\t0x{:04x}\n", t),
-        }
+        seq_print!(m, "pktring-family:\t{}\n", protocols_name(&sel.protocols));
         seq_print!(m, "pktring-ifindex:\t{}\n", sel.ifindex);
         let l = ring.layout();
         seq_print!(
@@ -405,18 +569,31 @@ impl RingFile {
 impl MiscDevice for RingFile {
     const OWNER: &'static ThisModule = &THIS_MODULE;
     type Ptr = Pin<KBox<Self>>;
+    type RegistrationData = Arc<Registry>;
 
-    fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<Self::Ptr> {
+    fn open(_file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<Self::Ptr> {
         let net = Namespace::current().ok_or(ENXIO)?;
-        KBox::try_pin_init(
-            try_pin_init!(Self {
+        let file = Arc::pin_init(
+            try_pin_init!(FileState {
+                pid: kernel::current!().group_leader().pid(),
                 net: net.passive(),
                 readers: Readers::new()?,
                 filter: Arc::new(FilterSlot::new(), GFP_KERNEL)?,
                 state <- new_spinlock!(State::Idle, "pktring_state"),
             }),
             GFP_KERNEL,
-        )
+        )?;
+        let registry = misc.data().clone();
+        let id = {
+            let mut files = registry.files.lock();
+            let id = files.next;
+            files
+                .map
+                .try_create_and_insert(id, file.clone(), GFP_KERNEL)?;
+            files.next += 1;
+            id
+        };
+        Ok(KBox::pin(RingFile { file, registry, id }, GFP_KERNEL)?)
     }
 
     fn ioctl(device: Pin<&RingFile>, file: &File, cmd: u32, arg: usize) -> Result<isize> {
