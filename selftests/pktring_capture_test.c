@@ -12,7 +12,8 @@
  *			EtherType at the device hooks (ARP both ways, LLDP and
  *			VLAN over veth, everything on loopback), and the
  *			sockaddr_ll af_packet would report
- *	fdinfo		/proc/PID/fdinfo of a ring through its life
+ *	fdinfo		/proc/PID/fdinfo of a ring through its life, and the
+ *			/proc/pktring listing of the namespace's files
  *
  * In every test with traffic: packets = delivered + drops + filtered.
  * The libpcap programs come from gen/bpf_filters.h, which selftests/bpf_gen
@@ -24,6 +25,7 @@
 
 #include <linux/if_ether.h>
 #include <linux/neighbour.h>
+#include <sched.h>
 #include <sys/stat.h>
 
 #define ACCEPT_ALL	{ BPF_RET | BPF_K, 0, 0, 0xffffffffu }
@@ -828,6 +830,106 @@ TEST_F_TIMEOUT(fdinfo, through_a_ring_life, 60)
 	ASSERT_EQ(0, get_stats(&self->r, &st));
 	EXPECT_EQ(20u, st.packets);
 	EXPECT_EQ(20u, st.filtered);
+}
+
+/* The lines of /proc/pktring whose pid is pid, into out (n at most); returns how many, -1 on error. */
+static int proc_lines(pid_t pid, char out[][256], int n)
+{
+	char line[256];
+	int found = 0;
+	FILE *f = fopen("/proc/pktring", "r");
+
+	if (!f)
+		return -1;
+	if (!fgets(line, sizeof(line), f) || strncmp(line, "pid ", 4)) {
+		fclose(f);
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		if (atoi(line) != pid)
+			continue;
+		if (found < n) {
+			line[strcspn(line, "\n")] = 0;
+			snprintf(out[found], 256, "%s", line);
+		}
+		found++;
+	}
+	fclose(f);
+	return found;
+}
+
+/*
+ * /proc/pktring lists every open file of the device in the reader's
+ * namespace: an idle one and a capturing one with its counters, neither
+ * from another namespace, and a file no longer once it is closed.
+ */
+TEST_F_TIMEOUT(fdinfo, proc_listing, 60)
+{
+	struct sockaddr_in me = { .sin_family = AF_INET, .sin_port = htons(9044) };
+	char lines[4][256], state[32], hook[32], family[32];
+	unsigned long long packets, delivered, drops, filtered;
+	int fd, fd2, ifindex, frames, size, filter, n, rx, status, i;
+	struct pktring_req req;
+	pid_t child;
+
+	fd = open(PKTRING_DEV, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	dev_req(&req, PKTRING_HOOK_INGRESS, 1, 0);
+	ASSERT_EQ(0, SET_FILTER(fd, accept_all));
+	fd2 = open(PKTRING_DEV, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, fd2);
+	ASSERT_EQ(0, set_ring(fd2, &req));
+	ASSERT_EQ(0, ring_attach(&self->r, fd2, PROT_READ | PROT_WRITE));
+	rx = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	ASSERT_LE(0, rx);
+	me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ASSERT_EQ(0, bind(rx, (struct sockaddr *)&me, sizeof(me)));
+	ASSERT_EQ(0, udp_send("127.0.0.1", 9044, 5, 40));
+	sleep_ms(100);
+	close(rx);
+
+	n = proc_lines(getpid(), lines, 4);
+	ASSERT_EQ(2, n) TH_LOG("want the idle file and the ring");
+	for (i = 0; i < n; i++) {
+		int got = sscanf(lines[i], "%*d %31s %31s %31s %d %d %d %llu %llu %llu %llu %d", state,
+				 hook, family, &ifindex, &frames, &size, &packets, &delivered, &drops,
+				 &filtered, &filter);
+
+		ASSERT_EQ(11, got) TH_LOG("line '%s'", lines[i]);
+		if (!strcmp(state, "idle")) {
+			EXPECT_STREQ("-", hook);
+			EXPECT_EQ(1, filter) TH_LOG("the idle file's filter");
+			continue;
+		}
+		EXPECT_STREQ("capturing", state);
+		EXPECT_STREQ("ingress", hook);
+		EXPECT_STREQ("ipv4", family);
+		EXPECT_EQ(1, ifindex);
+		EXPECT_EQ((int)self->r.info.frame_nr, frames);
+		EXPECT_EQ(2048, size);
+		EXPECT_EQ(5ull, packets);
+		EXPECT_EQ(5ull, delivered);
+		EXPECT_EQ(0ull, drops + filtered);
+		EXPECT_EQ(0, filter);
+	}
+
+	/* Another namespace sees neither. */
+	child = fork_flushed();
+	ASSERT_LE(0, child);
+	if (!child) {
+		char l[1][256];
+		pid_t parent = getppid();
+
+		if (unshare(CLONE_NEWNET))
+			_exit(2);
+		_exit(proc_lines(parent, l, 1) == 0 ? 0 : 1);
+	}
+	ASSERT_EQ(child, waitpid(child, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		TH_LOG("another namespace saw this one's files (status %#x)", status);
+
+	close(fd);
+	EXPECT_EQ(1, proc_lines(getpid(), lines, 4)) TH_LOG("the closed file is still listed");
 }
 
 int main(int argc, char **argv)
