@@ -22,8 +22,8 @@
 # host's flows (only those in the pcap, the rest counted as filtered), `-d`
 # against tcpdump's -d (or libpcap 1.10's listing where the guest has no
 # tcpdump), a bad expression and an old `-d DURATION` (exit 2, one line), a
-# local-out capture into LINKTYPE_RAW, and `pktring list` of a running
-# capture.
+# local-out capture into LINKTYPE_RAW, and `pktring list` and /proc/pktring
+# of a running capture (and `pktring list` without the module).
 
 . "${PKTRING_TESTNET:-/etc/pktring/testnet.env}"
 module=${PKTRING_MODULE:-/lib/modules/rust_pktring.ko}
@@ -125,6 +125,8 @@ if [ -e /sys/module/rust_pktring ]; then
 else
 	expect_error "module not loaded: says so" 1 "module not loaded: insmod rust_pktring.ko" -- \
 		pktring stats --duration 1s
+	expect_error "pktring list without the module: says so" 1 \
+		"pktring list: /proc/pktring is missing: is rust_pktring loaded?" -- pktring list
 fi
 expect_error "missing -w: usage error" 2 "--write <FILE>" -- pktring capture -c 5
 expect_error "bad duration: usage error" 2 "invalid value 'soon'" -- pktring stats --duration soon
@@ -357,25 +359,49 @@ else
 	skip "a local-out capture" "no ping"
 fi
 
-# pktring list: a capture running in the background, its hook and counters.
+# pktring list and /proc/pktring: a capture running in the background, the
+# only ring open then, its hook and counters.
 start_capture "$tmp/list.out" capture -w "$tmp/list.pcap" -i "$ifname" --family ipv4 --duration 120s udp
 cpid=$pid
 pktring-traffic udp --dst $dst --flows 4 --count 100 --size 200 --rate 1000 >/dev/null 2>&1
 sleep 1
+cat /proc/pktring >"$tmp/proc.txt" 2>&1
 pktring list >"$tmp/list.table" 2>&1
 pktring list --json >"$tmp/list.json" 2>&1
 kill -INT "$cpid"
 wait "$cpid"
-row=$(awk -v pid="$cpid" '$1 == pid' "$tmp/list.table")
+cat /proc/pktring >"$tmp/proc-after.txt" 2>&1
 ifindex=$(cat "/sys/class/net/$ifname/ifindex")
-packets=$(tr '{' '\n' <"$tmp/list.json" | grep -A2 "\"pid\":$cpid," | sed -n 's/.*"packets":\([0-9]*\).*/\1/p' | head -n1)
-if head -n1 "$tmp/list.table" | grep -q '^PID  *COMMAND  *FD  *STATE  *NETNS  *HOOK  *FAMILY  *IFINDEX  *FRAMES  *PACKETS  *DROPS  *FILTERED  *FILTER$' &&
-	echo "$row" | grep -q "^$cpid  *pktring  *[0-9][0-9]*  *capturing  *[0-9][0-9]*  *pre-routing  *ipv4  *$ifindex ($ifname)  *[0-9]" &&
-	echo "$row" | grep -q ' [0-9][0-9]* insns$' && [ "${packets:-0}" -ge 100 ] &&
-	grep -q "\"pid\":$cpid,\"command\":\"pktring\",.*\"state\":\"capturing\",.*\"hook\":\"pre-routing\"" "$tmp/list.json"; then
+header='pid      state      hook         family ifindex frames   size    packets  delivered    drops   filtered filter'
+line=$(sed -n 2p "$tmp/proc.txt")
+if [ "$(head -n1 "$tmp/proc.txt")" = "$header" ] && [ "$(wc -l <"$tmp/proc.txt")" -eq 2 ] &&
+	echo "$line" | awk -v pid="$cpid" -v ifindex="$ifindex" '
+		$1 == pid && $2 == "capturing" && $3 == "pre-routing" && $4 == "ipv4" &&
+		$5 == ifindex && $6 > 0 && $7 > 0 && $8 >= 100 && $12 > 0 && NF == 12 { ok = 1 }
+		END { exit !ok }'; then
+	ok "/proc/pktring: the header and a line for the one open ring: $line"
+else
+	not_ok "/proc/pktring: the header and a line for the one open ring (pid $cpid)"
+	diag "$tmp/proc.txt"
+fi
+if [ "$(cat "$tmp/proc-after.txt")" = "$header" ]; then
+	ok "/proc/pktring: no line once the capture has exited"
+else
+	not_ok "/proc/pktring: no line once the capture has exited"
+	diag "$tmp/proc-after.txt"
+fi
+row=$(awk -v pid="$cpid" '$1 == pid' "$tmp/list.table")
+# PID COMMAND FD STATE HOOK FAMILY IFINDEX (NAME) FRAMES PACKETS ...
+packets=$(echo "$row" | awk '{ print $10 }')
+jpackets=$(tr '{' '\n' <"$tmp/list.json" | grep -A2 "\"pid\":$cpid," | sed -n 's/.*"packets":\([0-9]*\).*/\1/p' | head -n1)
+if head -n1 "$tmp/list.table" | grep -q '^PID  *COMMAND  *FD  *STATE  *HOOK  *FAMILY  *IFINDEX  *FRAMES  *PACKETS  *DROPS  *FILTERED  *FILTER$' &&
+	[ "$(wc -l <"$tmp/list.table")" -eq 2 ] &&
+	echo "$row" | grep -q "^$cpid  *pktring  *[0-9][0-9]*  *capturing  *pre-routing  *ipv4  *$ifindex ($ifname)  *[1-9][0-9]*  *[0-9]" &&
+	echo "$row" | grep -q ' [1-9][0-9]* insns$' && [ "${packets:-0}" -ge 100 ] && [ "${jpackets:-0}" -ge 100 ] &&
+	grep -q "\"pid\":$cpid,\"command\":\"pktring\",\"fd\":[0-9][0-9]*,\"state\":\"capturing\",\"hook\":\"pre-routing\",\"family\":\"ipv4\",\"ifindex\":$ifindex,\"ifname\":\"$ifname\"," "$tmp/list.json"; then
 	ok "pktring list shows the running capture: $row"
 else
-	not_ok "pktring list shows the running capture (pid $cpid, ${packets:-no} packets)"
+	not_ok "pktring list shows the running capture (pid $cpid, ${packets:-no} packets, ${jpackets:-no} in the JSON)"
 	diag "$tmp/list.table"
 	diag "$tmp/list.json"
 fi

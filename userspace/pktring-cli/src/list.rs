@@ -1,6 +1,34 @@
-//! `pktring list`: every open ring the caller can see, from `/proc/PID/fdinfo/FD` of each file
-//! descriptor that points at `/dev/pktring`, where the module prints a ring's state after the
-//! kernel's own lines (a tab after each colon, shown as a space here):
+//! `pktring list`: every open ring in the caller's network namespace, whoever opened it, from
+//! the module's listing `/proc/pktring` (as `/proc/net/packet` lists every socket): a header
+//! line, then a line per open file of `/dev/pktring`, oldest first, in columns separated by
+//! spaces:
+//!
+//! ```text
+//! pid      state      hook         family ifindex frames   size    packets  delivered    drops   filtered filter
+//! 684      capturing  pre-routing  ipv4         2    512   2048        100        100        0          0     12
+//! 702      idle       -            -            0      0      0          0          0        0          0      0
+//! ```
+//!
+//! `pid` is the opener's (its thread group id); `state` is `idle`, `capturing`, `ENETDOWN`,
+//! `ENONET` or `ended`; hook and family are `-` while idle, when the numbers are 0 (the table
+//! shows `-` for them). The counters are totals since set-up; `filter` is the number of
+//! instructions of the capture filter, 0 for none. Columns are found by their names in the
+//! header, so that a column added later is passed over; a line with another number of fields,
+//! a value that is not a number, or a hook without a family (or the other way round), is
+//! skipped with a warning on stderr, the other lines shown.
+//!
+//! To each line `pktring list` adds the opener's command (`/proc/PID/comm`, `?` when it has
+//! exited or cannot be read), the interface's name (`/sys/class/net`) and the opener's file
+//! descriptor of the ring (FD), found by its fdinfo: of the opener's descriptors that point at
+//! `/dev/pktring`, the line gets the one whose fdinfo, read just after the listing, is in this
+//! namespace and has the same state, hook, family, ifindex, frames, frame size and filter, and
+//! counters no smaller, if that descriptor is the only one to match and matches no other line.
+//! Otherwise FD is `-`: the opener has exited or passed the file on, the caller may not look at
+//! its descriptors (another user's, without root), two rings look alike (two idle ones), or one
+//! changed state in between.
+//!
+//! The module prints a ring's state in `/proc/PID/fdinfo/FD` after the kernel's own lines (a
+//! tab after each colon, shown as a space here):
 //!
 //! ```text
 //! pktring-state: idle|capturing|ended ENETDOWN
@@ -14,16 +42,159 @@
 //! ```
 //!
 //! The lines after `pktring-state` other than netns and filter are there only once a ring is
-//! set up; the counters are totals since set-up.
+//! set up.
 
 use std::fmt::Write as _;
 use std::fs;
-use std::path::Path;
+use std::io;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 
 /// The device node whose open files are rings.
 const DEVICE: &str = "/dev/pktring";
+
+/// The module's listing of the open rings, under `/proc`.
+const LISTING: &str = "pktring";
+
+/// The columns of the listing that `pktring list` reads, by their names in its header.
+const COLUMNS: [&str; 12] = [
+    "pid",
+    "state",
+    "hook",
+    "family",
+    "ifindex",
+    "frames",
+    "size",
+    "packets",
+    "delivered",
+    "drops",
+    "filtered",
+    "filter",
+];
+
+/// The error when there is no listing: the module is not loaded.
+#[derive(Debug)]
+pub(crate) struct Missing(PathBuf);
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} is missing: is rust_pktring loaded?",
+            self.0.display()
+        )
+    }
+}
+
+impl std::error::Error for Missing {}
+
+/// One line of the listing: an open file of the device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Row {
+    /// The opener's thread group id.
+    pub(crate) pid: u32,
+    /// `idle`, `capturing`, `ENETDOWN`, `ENONET` or `ended`.
+    pub(crate) state: String,
+    /// The ring; `None` while idle.
+    pub(crate) ring: Option<Ring>,
+    /// Instructions of the capture filter; 0: none.
+    pub(crate) filter: u32,
+}
+
+/// The ring of a line of the listing that has one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Ring {
+    pub(crate) hook: String,
+    pub(crate) family: String,
+    pub(crate) ifindex: u32,
+    pub(crate) frames: u64,
+    pub(crate) frame_size: u64,
+    pub(crate) counters: Counters,
+}
+
+/// The listing: the lines it could read, and the ones it could not.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Listing {
+    pub(crate) rows: Vec<Row>,
+    pub(crate) skipped: Vec<String>,
+}
+
+/// Parses the listing. Fails only without a header that names every column of [`COLUMNS`];
+/// a line it cannot read goes to `skipped`.
+pub(crate) fn parse_listing(text: &str) -> Result<Listing> {
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let mut index = [0; COLUMNS.len()];
+    for (index, name) in index.iter_mut().zip(COLUMNS) {
+        *index = header
+            .iter()
+            .position(|column| *column == name)
+            .ok_or_else(|| {
+                anyhow!(
+                    "/proc/{LISTING}: no column '{name}' in its header '{}'",
+                    header.join(" ")
+                )
+            })?;
+    }
+    let mut listing = Listing::default();
+    for line in lines.filter(|line| !line.trim().is_empty()) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match (fields.len() == header.len())
+            .then(|| parse_row(&fields, &index))
+            .flatten()
+        {
+            Some(row) => listing.rows.push(row),
+            None => listing.skipped.push(line.to_string()),
+        }
+    }
+    Ok(listing)
+}
+
+/// A line of the listing, its fields at the places `index` gives, in the order of [`COLUMNS`].
+fn parse_row(fields: &[&str], index: &[usize; COLUMNS.len()]) -> Option<Row> {
+    let field = |column: usize| fields[index[column]];
+    let number = |column: usize| field(column).parse::<u64>().ok();
+    let ifindex = field(4).parse().ok()?;
+    let frames = number(5)?;
+    let frame_size = number(6)?;
+    let counters = Counters {
+        packets: number(7)?,
+        delivered: number(8)?,
+        drops: number(9)?,
+        filtered: number(10)?,
+    };
+    let ring = match (field(2), field(3)) {
+        ("-", "-") => None,
+        ("-", _) | (_, "-") => return None,
+        (hook, family) => Some(Ring {
+            hook: hook.to_string(),
+            family: family.to_string(),
+            ifindex,
+            frames,
+            frame_size,
+            counters,
+        }),
+    };
+    Some(Row {
+        pid: field(0).parse().ok()?,
+        state: field(1).to_string(),
+        ring,
+        filter: field(11).parse().ok()?,
+    })
+}
+
+/// Reads the listing at `path`; [`Missing`] if there is none.
+fn read_listing(path: &Path) -> Result<String> {
+    fs::read_to_string(path).map_err(|err| match err.kind() {
+        io::ErrorKind::NotFound => Missing(path.to_path_buf()).into(),
+        _ => anyhow!("{}: {err}", path.display()),
+    })
+}
 
 /// The ring of one open file, as its fdinfo says.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -123,15 +294,58 @@ pub(crate) fn parse_fdinfo(text: &str) -> Option<RingState> {
     seen.then_some(ring)
 }
 
-/// One open ring: who holds it, and its state.
+/// Whether the fdinfo of a descriptor, read after the listing, can be the file of `row`.
+fn same_ring(row: &Row, fdinfo: &RingState) -> bool {
+    // fdinfo says `ended ENETDOWN` where the listing says `ENETDOWN`.
+    let state = fdinfo.state.split_whitespace().last().unwrap_or_default();
+    if state != row.state || fdinfo.filter != Some(row.filter) {
+        return false;
+    }
+    let Some(ring) = &row.ring else {
+        return fdinfo.hook.is_none();
+    };
+    let (Some(geometry), Some(counters)) = (fdinfo.geometry, fdinfo.counters) else {
+        return false;
+    };
+    fdinfo.hook.as_deref() == Some(ring.hook.as_str())
+        && fdinfo.family.as_deref() == Some(ring.family.as_str())
+        && fdinfo.ifindex == Some(ring.ifindex)
+        && geometry.frame_nr == ring.frames
+        && geometry.frame_size == ring.frame_size
+        && counters.packets >= ring.counters.packets
+        && counters.delivered >= ring.counters.delivered
+        && counters.drops >= ring.counters.drops
+        && counters.filtered >= ring.counters.filtered
+}
+
+/// An open descriptor of the device: its process, number, and fdinfo.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Entry {
+pub(crate) struct Descriptor {
     pub(crate) pid: u32,
-    pub(crate) command: String,
     pub(crate) fd: u32,
     pub(crate) ring: RingState,
-    /// The name of `ring.ifindex`, if the ring is in the caller's namespace.
-    pub(crate) ifname: Option<String>,
+}
+
+/// The descriptor of each row: the one descriptor of the row's pid that matches it, if it
+/// matches no other row.
+pub(crate) fn match_fds(rows: &[Row], descriptors: &[Descriptor]) -> Vec<Option<u32>> {
+    let candidates: Vec<Vec<usize>> = rows
+        .iter()
+        .map(|row| {
+            (0..descriptors.len())
+                .filter(|&i| descriptors[i].pid == row.pid && same_ring(row, &descriptors[i].ring))
+                .collect()
+        })
+        .collect();
+    candidates
+        .iter()
+        .map(|candidates_of_row| match candidates_of_row[..] {
+            [i] if candidates.iter().filter(|c| c.contains(&i)).count() == 1 => {
+                Some(descriptors[i].fd)
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// The inode of a namespace link's target, `net:[N]`.
@@ -143,6 +357,35 @@ fn ns_inode(link: &Path) -> Option<u64> {
         .strip_suffix(']')?
         .parse()
         .ok()
+}
+
+/// The descriptors of process `pid` under `proc` that point at the device, with an fdinfo
+/// that has a ring in namespace `netns` (when both are known). None if the caller may not
+/// look.
+fn descriptors(proc: &Path, pid: u32, netns: Option<u64>) -> Vec<Descriptor> {
+    let dir = proc.join(pid.to_string());
+    let Ok(fds) = fs::read_dir(dir.join("fd")) else {
+        return Vec::new();
+    };
+    let mut descriptors: Vec<Descriptor> = fds
+        .flatten()
+        .filter_map(|fd| {
+            let fd_nr: u32 = fd.file_name().to_str()?.parse().ok()?;
+            if fs::read_link(fd.path()).ok()? != Path::new(DEVICE) {
+                return None;
+            }
+            let ring =
+                parse_fdinfo(&fs::read_to_string(dir.join(format!("fdinfo/{fd_nr}"))).ok()?)?;
+            let elsewhere = matches!((ring.netns, netns), (Some(a), Some(b)) if a != b);
+            (!elsewhere).then_some(Descriptor {
+                pid,
+                fd: fd_nr,
+                ring,
+            })
+        })
+        .collect();
+    descriptors.sort_by_key(|descriptor| descriptor.fd);
+    descriptors
 }
 
 /// The name of interface `ifindex` in the caller's namespace.
@@ -160,54 +403,48 @@ pub(crate) fn ifname(ifindex: u32) -> Option<String> {
         })
 }
 
-/// Every ring open in a process under `proc` (normally `/proc`) that the caller may look at,
-/// by PID and fd. Processes and files that go away, or that the caller may not read, are
-/// skipped.
-pub(crate) fn scan(proc: &Path) -> Vec<Entry> {
-    let own_netns = ns_inode(&proc.join("self/ns/net"));
-    let mut entries = Vec::new();
-    let Ok(processes) = fs::read_dir(proc) else {
-        return entries;
-    };
-    for process in processes.flatten() {
-        let Some(pid) = process.file_name().to_str().and_then(|p| p.parse().ok()) else {
-            continue;
-        };
-        let dir = process.path();
-        let Ok(fds) = fs::read_dir(dir.join("fd")) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            let Some(fd_nr) = fd.file_name().to_str().and_then(|f| f.parse().ok()) else {
-                continue;
-            };
-            if fs::read_link(fd.path()).ok().as_deref() != Some(Path::new(DEVICE)) {
-                continue;
-            }
-            let Some(ring) = fs::read_to_string(dir.join(format!("fdinfo/{fd_nr}")))
+/// A line of the listing with what `pktring list` adds to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) row: Row,
+    /// The opener's command; `None` if it has exited or the caller may not read it.
+    pub(crate) command: Option<String>,
+    /// The opener's descriptor of the file, if found (see the module documentation).
+    pub(crate) fd: Option<u32>,
+    /// The name of the ring's interface.
+    pub(crate) ifname: Option<String>,
+}
+
+/// The entries of `rows`, with their openers looked up under `proc` (normally `/proc`).
+pub(crate) fn entries(proc: &Path, rows: Vec<Row>) -> Vec<Entry> {
+    let netns = ns_inode(&proc.join("self/ns/net"));
+    let mut pids: Vec<u32> = rows.iter().map(|row| row.pid).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    let all: Vec<Descriptor> = pids
+        .iter()
+        .flat_map(|&pid| descriptors(proc, pid, netns))
+        .collect();
+    let fds = match_fds(&rows, &all);
+    rows.into_iter()
+        .zip(fds)
+        .map(|(row, fd)| {
+            let command = fs::read_to_string(proc.join(format!("{}/comm", row.pid)))
                 .ok()
-                .and_then(|text| parse_fdinfo(&text))
-            else {
-                continue;
-            };
-            let command = fs::read_to_string(dir.join("comm"))
-                .map(|comm| comm.trim_end().to_string())
-                .unwrap_or_default();
-            let ifname = match (ring.ifindex, ring.netns) {
-                (Some(ifindex @ 1..), Some(netns)) if Some(netns) == own_netns => ifname(ifindex),
-                _ => None,
-            };
-            entries.push(Entry {
-                pid,
+                .map(|comm| comm.trim_end().to_string());
+            let ifname = row
+                .ring
+                .as_ref()
+                .filter(|ring| ring.ifindex > 0)
+                .and_then(|ring| ifname(ring.ifindex));
+            Entry {
+                row,
                 command,
-                fd: fd_nr,
-                ring,
+                fd,
                 ifname,
-            });
-        }
-    }
-    entries.sort_by_key(|entry| (entry.pid, entry.fd));
-    entries
+            }
+        })
+        .collect()
 }
 
 fn or_dash<T: ToString>(value: Option<T>) -> String {
@@ -216,18 +453,18 @@ fn or_dash<T: ToString>(value: Option<T>) -> String {
 
 impl Entry {
     fn interface(&self) -> String {
-        match (self.ring.ifindex, &self.ifname) {
-            (Some(0), _) => "any".into(),
-            (Some(ifindex), Some(name)) => format!("{ifindex} ({name})"),
-            (ifindex, _) => or_dash(ifindex),
+        match (&self.row.ring, &self.ifname) {
+            (None, _) => "-".into(),
+            (Some(ring), _) if ring.ifindex == 0 => "any".into(),
+            (Some(ring), Some(name)) => format!("{} ({name})", ring.ifindex),
+            (Some(ring), None) => ring.ifindex.to_string(),
         }
     }
 
     fn filter(&self) -> String {
-        match self.ring.filter {
-            Some(0) => "none".into(),
-            Some(n) => format!("{n} insns"),
-            None => "-".into(),
+        match self.row.filter {
+            0 => "none".into(),
+            n => format!("{n} insns"),
         }
     }
 }
@@ -235,26 +472,25 @@ impl Entry {
 /// The table `pktring list` prints: a header and one row per ring.
 pub(crate) fn table(entries: &[Entry]) -> String {
     let header = [
-        "PID", "COMMAND", "FD", "STATE", "NETNS", "HOOK", "FAMILY", "IFINDEX", "FRAMES", "PACKETS",
-        "DROPS", "FILTERED", "FILTER",
+        "PID", "COMMAND", "FD", "STATE", "HOOK", "FAMILY", "IFINDEX", "FRAMES", "PACKETS", "DROPS",
+        "FILTERED", "FILTER",
     ];
-    let rows: Vec<[String; 13]> = entries
+    let rows: Vec<[String; 12]> = entries
         .iter()
         .map(|e| {
-            let counters = e.ring.counters;
+            let ring = e.row.ring.as_ref();
             [
-                e.pid.to_string(),
-                e.command.clone(),
-                e.fd.to_string(),
-                e.ring.state.clone(),
-                or_dash(e.ring.netns),
-                or_dash(e.ring.hook.clone()),
-                or_dash(e.ring.family.clone()),
+                e.row.pid.to_string(),
+                e.command.clone().unwrap_or_else(|| "?".into()),
+                or_dash(e.fd),
+                e.row.state.clone(),
+                or_dash(ring.map(|r| &r.hook)),
+                or_dash(ring.map(|r| &r.family)),
                 e.interface(),
-                or_dash(e.ring.geometry.map(|g| g.frame_nr)),
-                or_dash(counters.map(|c| c.packets)),
-                or_dash(counters.map(|c| c.drops)),
-                or_dash(counters.map(|c| c.filtered)),
+                or_dash(ring.map(|r| r.frames)),
+                or_dash(ring.map(|r| r.counters.packets)),
+                or_dash(ring.map(|r| r.counters.drops)),
+                or_dash(ring.map(|r| r.counters.filtered)),
                 e.filter(),
             ]
         })
@@ -302,41 +538,36 @@ fn json_opt<T: ToString>(value: Option<T>) -> String {
     value.map_or_else(|| "null".into(), |value| value.to_string())
 }
 
-/// `pktring list --json`: an array with an object per ring.
+/// `pktring list --json`: an array with an object per ring; what the table shows as `-` or
+/// `?` is `null`.
 pub(crate) fn json(entries: &[Entry]) -> String {
     let objects: Vec<String> = entries
         .iter()
         .map(|e| {
-            let r = &e.ring;
-            let geometry = r.geometry.map(|g| {
-                format!(
-                    "{{\"block_size\":{},\"block_nr\":{},\"frame_size\":{},\"frame_nr\":{},\
-                     \"snaplen\":{}}}",
-                    g.block_size, g.block_nr, g.frame_size, g.frame_nr, g.snaplen
-                )
-            });
-            let counters = r.counters.map(|c| {
+            let ring = e.row.ring.as_ref();
+            let counters = ring.map(|r| {
+                let c = r.counters;
                 format!(
                     "{{\"packets\":{},\"delivered\":{},\"drops\":{},\"filtered\":{}}}",
                     c.packets, c.delivered, c.drops, c.filtered
                 )
             });
             format!(
-                "{{\"pid\":{},\"command\":{},\"fd\":{},\"state\":{},\"netns\":{},\"hook\":{},\
-                 \"family\":{},\"ifindex\":{},\"ifname\":{},\"ring\":{},\"counters\":{},\
+                "{{\"pid\":{},\"command\":{},\"fd\":{},\"state\":{},\"hook\":{},\"family\":{},\
+                 \"ifindex\":{},\"ifname\":{},\"frames\":{},\"frame_size\":{},\"counters\":{},\
                  \"filter_instructions\":{}}}",
-                e.pid,
-                json_string(&e.command),
-                e.fd,
-                json_string(&r.state),
-                json_opt(r.netns),
-                json_opt(r.hook.as_deref().map(json_string)),
-                json_opt(r.family.as_deref().map(json_string)),
-                json_opt(r.ifindex),
+                e.row.pid,
+                json_opt(e.command.as_deref().map(json_string)),
+                json_opt(e.fd),
+                json_string(&e.row.state),
+                json_opt(ring.map(|r| json_string(&r.hook))),
+                json_opt(ring.map(|r| json_string(&r.family))),
+                json_opt(ring.map(|r| r.ifindex)),
                 json_opt(e.ifname.as_deref().map(json_string)),
-                json_opt(geometry),
+                json_opt(ring.map(|r| r.frames)),
+                json_opt(ring.map(|r| r.frame_size)),
                 json_opt(counters),
-                json_opt(r.filter),
+                e.row.filter,
             )
         })
         .collect();
@@ -345,7 +576,12 @@ pub(crate) fn json(entries: &[Entry]) -> String {
 
 /// `pktring list`.
 pub(crate) fn run(json_output: bool) -> Result<()> {
-    let entries = scan(Path::new("/proc"));
+    let proc = Path::new("/proc");
+    let listing = parse_listing(&read_listing(&proc.join(LISTING))?)?;
+    for line in &listing.skipped {
+        eprintln!("pktring list: skipped a line of /proc/{LISTING} it cannot read: {line:?}");
+    }
+    let entries = entries(proc, listing.rows);
     print!(
         "{}",
         if json_output {
@@ -360,6 +596,153 @@ pub(crate) fn run(json_output: bool) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// As the module prints it (its format string), with lines it must skip.
+    fn line(fields: [&str; 12]) -> String {
+        let [pid, state, hook, family, ifindex, frames, size, packets, delivered, drops, filtered, filter] =
+            fields;
+        format!(
+            "{pid:<8} {state:<10} {hook:<12} {family:<6} {ifindex:>7} {frames:>6} {size:>6} \
+             {packets:>10} {delivered:>10} {drops:>8} {filtered:>10} {filter:>6}\n"
+        )
+    }
+
+    fn sample() -> String {
+        [
+            line(COLUMNS),
+            line([
+                "684",
+                "capturing",
+                "pre-routing",
+                "ipv4",
+                "2",
+                "512",
+                "2048",
+                "100",
+                "100",
+                "0",
+                "0",
+                "12",
+            ]),
+            line([
+                "702", "idle", "-", "-", "0", "0", "0", "0", "0", "0", "0", "0",
+            ]),
+            // Too few fields, a count that is not a number, a hook without a family.
+            "703      idle       -            -            0      0      0\n".into(),
+            line([
+                "704", "ENETDOWN", "ingress", "all", "3", "64", "2048", "x", "0", "0", "0", "0",
+            ]),
+            line([
+                "705", "idle", "-", "ipv4", "0", "0", "0", "0", "0", "0", "0", "0",
+            ]),
+            "\n".into(),
+            line([
+                "706", "ENETDOWN", "ingress", "0x0806", "3", "64", "2048", "10", "8", "1", "1", "0",
+            ]),
+        ]
+        .concat()
+    }
+
+    fn row_684() -> Row {
+        Row {
+            pid: 684,
+            state: "capturing".into(),
+            ring: Some(Ring {
+                hook: "pre-routing".into(),
+                family: "ipv4".into(),
+                ifindex: 2,
+                frames: 512,
+                frame_size: 2048,
+                counters: Counters {
+                    packets: 100,
+                    delivered: 100,
+                    drops: 0,
+                    filtered: 0,
+                },
+            }),
+            filter: 12,
+        }
+    }
+
+    fn row_702() -> Row {
+        Row {
+            pid: 702,
+            state: "idle".into(),
+            ring: None,
+            filter: 0,
+        }
+    }
+
+    #[test]
+    fn the_listing_gives_a_row_per_line_and_skips_malformed_ones() {
+        let text = sample();
+        // The example of the module's documentation.
+        let example = concat!(
+            "pid      state      hook         family ifindex frames   size    packets  delivered",
+            "    drops   filtered filter\n",
+            "684      capturing  pre-routing  ipv4         2    512   2048        100        100",
+            "        0          0     12\n",
+            "702      idle       -            -            0      0      0          0          0",
+            "        0          0      0\n",
+        );
+        assert!(text.starts_with(example), "{text}");
+        let listing = parse_listing(&text).unwrap();
+        assert_eq!(listing.rows.len(), 3, "{listing:?}");
+        assert_eq!(listing.rows[0], row_684());
+        assert_eq!(listing.rows[1], row_702());
+        let ended = &listing.rows[2];
+        assert_eq!((ended.pid, ended.state.as_str()), (706, "ENETDOWN"));
+        let ring = ended.ring.as_ref().unwrap();
+        assert_eq!(
+            (ring.hook.as_str(), ring.family.as_str()),
+            ("ingress", "0x0806")
+        );
+        assert_eq!(ring.counters.drops, 1);
+        let skipped: Vec<&str> = listing
+            .skipped
+            .iter()
+            .map(|line| line.split_whitespace().next().unwrap())
+            .collect();
+        assert_eq!(skipped, ["703", "704", "705"]);
+    }
+
+    #[test]
+    fn the_listing_header_names_the_columns() {
+        // An idle listing; a column added later, and moved ones, are fine.
+        assert_eq!(parse_listing(&line(COLUMNS)).unwrap(), Listing::default());
+        let text = "state pid hook family ifindex frames size packets delivered drops filtered \
+                    filter netns\nidle 7 - - 0 0 0 0 0 0 0 3 4026531840\n";
+        assert_eq!(
+            parse_listing(text).unwrap().rows,
+            [Row {
+                pid: 7,
+                filter: 3,
+                ..row_702()
+            }]
+        );
+        for bad in ["", "\n702 idle\n", "pid state hook\n"] {
+            let err = parse_listing(bad).unwrap_err().to_string();
+            assert!(err.starts_with("/proc/pktring: no column '"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_missing_listing_says_to_load_the_module() {
+        let err = read_listing(Path::new("/nonexistent/pktring")).unwrap_err();
+        assert!(err.downcast_ref::<Missing>().is_some());
+        assert_eq!(
+            err.to_string(),
+            "/nonexistent/pktring is missing: is rust_pktring loaded?"
+        );
+        assert_eq!(
+            Missing(Path::new("/proc").join(LISTING)).to_string(),
+            "/proc/pktring is missing: is rust_pktring loaded?"
+        );
+        // Some other failure is shown as it is.
+        let err = read_listing(Path::new("/")).unwrap_err();
+        assert!(err.downcast_ref::<Missing>().is_none());
+        assert!(err.to_string().starts_with("/: "), "{err}");
+    }
 
     const CAPTURING: &str = "pos:\t0\nflags:\t02000002\nmnt_id:\t25\nino:\t5\n\
         pktring-state:\tcapturing\n\
@@ -436,27 +819,179 @@ mod tests {
         );
     }
 
+    /// The row the listing has of [`capturing`].
+    fn capturing_row(pid: u32) -> Row {
+        Row {
+            pid,
+            state: "capturing".into(),
+            ring: Some(Ring {
+                hook: "ingress".into(),
+                family: "0x0806".into(),
+                ifindex: 2,
+                frames: 128,
+                frame_size: 2048,
+                counters: Counters {
+                    packets: 9,
+                    delivered: 8,
+                    drops: 1,
+                    filtered: 0,
+                },
+            }),
+            filter: 6,
+        }
+    }
+
+    #[test]
+    fn a_row_gets_the_one_descriptor_that_matches_it() {
+        let descriptor = |pid, fd, text: &str| Descriptor {
+            pid,
+            fd,
+            ring: parse_fdinfo(text).unwrap(),
+        };
+        let idle = "pktring-state:\tidle\npktring-filter:\tnone\n";
+        let descriptors = [
+            descriptor(42, 3, CAPTURING),
+            descriptor(42, 4, idle),
+            descriptor(50, 3, &CAPTURING.replace("\tcapturing", "\tended ENETDOWN")),
+            descriptor(60, 5, idle),
+            descriptor(60, 6, idle),
+            descriptor(70, 3, CAPTURING),
+        ];
+        let rows = [
+            capturing_row(42),
+            Row {
+                pid: 42,
+                ..row_702()
+            },
+            Row {
+                state: "ENETDOWN".into(),
+                ..capturing_row(50)
+            },
+            // Two idle rings alike; a pid without readable descriptors.
+            Row {
+                pid: 60,
+                ..row_702()
+            },
+            Row {
+                pid: 60,
+                ..row_702()
+            },
+            Row {
+                pid: 61,
+                ..row_702()
+            },
+            // More packets than fdinfo, read later, says: another ring.
+            Row {
+                ring: capturing_row(70).ring.map(|ring| Ring {
+                    counters: Counters {
+                        packets: 11,
+                        ..ring.counters
+                    },
+                    ..ring
+                }),
+                ..capturing_row(70)
+            },
+        ];
+        assert_eq!(
+            match_fds(&rows, &descriptors),
+            [Some(3), Some(4), Some(3), None, None, None, None]
+        );
+        // Another hook, family, geometry or filter, or a ring that has come since.
+        for other in [
+            CAPTURING.replace("\tingress", "\tegress"),
+            CAPTURING.replace("\t0x0806", "\tall"),
+            CAPTURING.replace("frame_nr=128", "frame_nr=64"),
+            CAPTURING.replace("\t6 instructions", "\tnone"),
+            CAPTURING.replace("\tcapturing", "\tended ENONET"),
+        ] {
+            assert_eq!(
+                match_fds(&[capturing_row(42)], &[descriptor(42, 3, &other)]),
+                [None],
+                "{other}"
+            );
+        }
+        assert_eq!(
+            match_fds(&[row_702()], &[descriptor(702, 3, CAPTURING)]),
+            [None]
+        );
+    }
+
+    #[test]
+    fn entries_look_up_the_opener_under_proc() {
+        use std::os::unix::fs::symlink;
+        let proc = std::env::temp_dir().join(format!("pktring-list-test.{}", std::process::id()));
+        let _ = fs::remove_dir_all(&proc);
+        for dir in ["self/ns", "42/fd", "42/fdinfo", "43/fd", "43/fdinfo"] {
+            fs::create_dir_all(proc.join(dir)).unwrap();
+        }
+        symlink("net:[4026531840]", proc.join("self/ns/net")).unwrap();
+        fs::write(proc.join("42/comm"), "pktring\n").unwrap();
+        symlink("/dev/null", proc.join("42/fd/0")).unwrap();
+        symlink(DEVICE, proc.join("42/fd/7")).unwrap();
+        fs::write(proc.join("42/fdinfo/7"), CAPTURING).unwrap();
+        // A ring of another namespace, which the listing does not show.
+        symlink(DEVICE, proc.join("43/fd/3")).unwrap();
+        fs::write(
+            proc.join("43/fdinfo/3"),
+            CAPTURING.replace("4026531840", "4026532000"),
+        )
+        .unwrap();
+        let entries = entries(&proc, vec![capturing_row(42), capturing_row(43)]);
+        fs::remove_dir_all(&proc).unwrap();
+        assert_eq!(
+            entries
+                .iter()
+                .map(|e| (e.row.pid, e.command.as_deref(), e.fd))
+                .collect::<Vec<_>>(),
+            [(42, Some("pktring"), Some(7)), (43, None, None)]
+        );
+    }
+
+    #[test]
+    fn entries_without_a_proc_have_no_command_or_fd() {
+        let entries = entries(Path::new("/nonexistent"), vec![row_702()]);
+        assert_eq!(
+            entries,
+            [Entry {
+                row: row_702(),
+                command: None,
+                fd: None,
+                ifname: None,
+            }]
+        );
+        assert_eq!(table(&entries).lines().nth(1).unwrap(), {
+            "702  ?        -   idle   -     -       -        -       -        -      -         none"
+        });
+    }
+
     #[test]
     fn the_table_and_json_show_each_ring() {
         let entries = [
             Entry {
-                pid: 42,
-                command: "pktring".into(),
-                fd: 3,
-                ring: capturing(),
+                row: row_684(),
+                command: Some("pktring".into()),
+                fd: Some(3),
                 ifname: Some("eth0".into()),
             },
             Entry {
-                pid: 7,
-                command: "a \"b\"".into(),
-                fd: 10,
-                ring: parse_fdinfo("pktring-state:\tidle\npktring-filter:\tnone\n").unwrap(),
+                row: row_702(),
+                command: Some("a \"b\"".into()),
+                fd: None,
+                ifname: None,
+            },
+            Entry {
+                row: Row {
+                    ring: row_684().ring.map(|ring| Ring { ifindex: 0, ..ring }),
+                    ..row_684()
+                },
+                command: None,
+                fd: None,
                 ifname: None,
             },
         ];
         let table = table(&entries);
         let lines: Vec<&str> = table.lines().collect();
-        assert_eq!(lines.len(), 3);
+        assert_eq!(lines.len(), 4);
         let words = |line: &str| {
             line.split_whitespace()
                 .map(String::from)
@@ -465,47 +1000,61 @@ mod tests {
         assert_eq!(
             words(lines[0]),
             [
-                "PID", "COMMAND", "FD", "STATE", "NETNS", "HOOK", "FAMILY", "IFINDEX", "FRAMES",
-                "PACKETS", "DROPS", "FILTERED", "FILTER"
+                "PID", "COMMAND", "FD", "STATE", "HOOK", "FAMILY", "IFINDEX", "FRAMES", "PACKETS",
+                "DROPS", "FILTERED", "FILTER"
             ]
         );
         assert_eq!(
             words(lines[1]),
             [
-                "42",
+                "684",
                 "pktring",
                 "3",
                 "capturing",
-                "4026531840",
-                "ingress",
-                "0x0806",
+                "pre-routing",
+                "ipv4",
                 "2",
                 "(eth0)",
-                "128",
-                "10",
-                "1",
-                "1",
-                "6",
+                "512",
+                "100",
+                "0",
+                "0",
+                "12",
                 "insns"
             ]
         );
-        assert!(lines[2].starts_with("7 "), "{table}");
-        assert!(lines[2].ends_with("none"), "{table}");
+        assert_eq!(
+            words(lines[2]),
+            ["702", "a", "\"b\"", "-", "idle", "-", "-", "-", "-", "-", "-", "-", "none"]
+        );
+        assert_eq!(
+            words(lines[3])[..7],
+            ["684", "?", "-", "capturing", "pre-routing", "ipv4", "any"]
+        );
         let json = json(&entries);
-        assert!(json.starts_with("[{\"pid\":42,\"command\":\"pktring\",\"fd\":3,"));
-        assert!(json
-            .contains("\"counters\":{\"packets\":10,\"delivered\":8,\"drops\":1,\"filtered\":1}"));
-        assert!(json.contains("\"command\":\"a \\\"b\\\"\""));
-        assert!(json.contains("\"hook\":null"));
+        assert!(
+            json.starts_with(
+                "[{\"pid\":684,\"command\":\"pktring\",\"fd\":3,\"state\":\"capturing\",\
+             \"hook\":\"pre-routing\",\"family\":\"ipv4\",\"ifindex\":2,\"ifname\":\"eth0\",\
+             \"frames\":512,\"frame_size\":2048,\
+             \"counters\":{\"packets\":100,\"delivered\":100,\"drops\":0,\"filtered\":0},\
+             \"filter_instructions\":12},\n "
+            ),
+            "{json}"
+        );
+        assert!(
+            json.contains(
+                "{\"pid\":702,\"command\":\"a \\\"b\\\"\",\"fd\":null,\"state\":\"idle\",\
+             \"hook\":null,\"family\":null,\"ifindex\":null,\"ifname\":null,\"frames\":null,\
+             \"frame_size\":null,\"counters\":null,\"filter_instructions\":0}"
+            ),
+            "{json}"
+        );
+        assert!(
+            json.contains("\"pid\":684,\"command\":null,\"fd\":null,"),
+            "{json}"
+        );
+        assert!(json.ends_with("}]\n"));
         assert_eq!(json_string("a\nb"), "\"a\\u000ab\"");
-    }
-
-    #[test]
-    fn a_scan_of_proc_finds_no_ring_without_the_device() {
-        // The host has no module: nothing, and no error.
-        if !Path::new(DEVICE).exists() {
-            assert_eq!(scan(Path::new("/proc")), []);
-        }
-        assert_eq!(scan(Path::new("/nonexistent")), []);
     }
 }

@@ -62,7 +62,7 @@ enum Command {
     Capture(CaptureArgs),
     /// Set up a ring, discard what it captures for DURATION, and print the counters.
     Stats(StatsArgs),
-    /// List the open rings of every process this user may look at (from /proc/PID/fdinfo).
+    /// List the open rings of this network namespace, whoever opened them (from /proc/pktring).
     List(ListArgs),
 }
 
@@ -398,10 +398,14 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let cli = Cli::parse();
+    let name = match cli.command {
+        Command::List(_) => "pktring list",
+        _ => "pktring",
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("pktring: {}", explain(&err));
+            eprintln!("{name}: {}", explain(&err));
             if err.downcast_ref::<UsageError>().is_some() {
                 ExitCode::from(2)
             } else {
