@@ -146,7 +146,10 @@ test_udp() {
 	local rx0 rx1 got queues cpus_hit
 	rx_irqs >"$tmp/irq0"
 	rx0=$(rx_packets)
-	if pktring-traffic udp --dst "$PKTRING_GUEST_IP4" --flows 16 --count "$count" --size 64 >"$tmp/gen" 2>&1; then
+	# At 20000 pps rather than flat out: a debug guest on a loaded host once took in 3781 of
+	# 4000 sent at 104000 pps (its virtio rings overran); the spread over queues and CPUs
+	# does not depend on the rate.
+	if pktring-traffic udp --dst "$PKTRING_GUEST_IP4" --flows 16 --count "$count" --size 64 --rate 20000 >"$tmp/gen" 2>&1; then
 		sed 's/^/# /' "$tmp/gen"
 		ok "host sends $count UDP packets over 16 flows"
 	else
