@@ -612,37 +612,6 @@ TEST_F_TIMEOUT(paths, loopback_every_ethertype, 60)
 	EXPECT_EQ(0u, count_udp(&self->r[2], 9042)) TH_LOG("an IPv6-only ring took IPv4");
 }
 
-/* Sets link ifindex up. */
-static int link_up(int ifindex)
-{
-	struct link_req req;
-
-	link_req_init(&req, RTM_NEWLINK, 0, ifindex);
-	req.ifi.ifi_flags = IFF_UP;
-	req.ifi.ifi_change = IFF_UP;
-	return rtnl_request(&req.nh);
-}
-
-/* Adds VLAN id on link, named name. */
-static int vlan_add(const char *name, int link, uint16_t id)
-{
-	struct link_req req;
-	struct nlmsghdr *nh = (struct nlmsghdr *)&req;
-	struct rtattr *info, *data;
-	uint32_t l = (uint32_t)link;
-
-	link_req_init(&req, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
-	rta_add(nh, IFLA_IFNAME, name, strlen(name) + 1);
-	rta_add(nh, IFLA_LINK, &l, sizeof(l));
-	info = rta_add(nh, IFLA_LINKINFO, NULL, 0);
-	rta_add(nh, IFLA_INFO_KIND, "vlan", 4);
-	data = rta_add(nh, IFLA_INFO_DATA, NULL, 0);
-	rta_add(nh, IFLA_VLAN_ID, &id, sizeof(id));
-	rta_end(nh, data);
-	rta_end(nh, info);
-	return rtnl_request(nh);
-}
-
 /* Sends n LLDP frames out of ifindex through an af_packet socket. */
 static int lldp_send(int ifindex, unsigned int n)
 {

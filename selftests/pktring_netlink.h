@@ -144,4 +144,35 @@ static UNUSED int veth_fresh(const char *name, const char *peer)
 	return ret;
 }
 
+/* Sets link ifindex up. */
+static UNUSED int link_up(int ifindex)
+{
+	struct link_req req;
+
+	link_req_init(&req, RTM_NEWLINK, 0, ifindex);
+	req.ifi.ifi_flags = IFF_UP;
+	req.ifi.ifi_change = IFF_UP;
+	return rtnl_request(&req.nh);
+}
+
+/* Adds VLAN id on link, named name. */
+static UNUSED int vlan_add(const char *name, int link, uint16_t id)
+{
+	struct link_req req;
+	struct nlmsghdr *nh = (struct nlmsghdr *)&req;
+	struct rtattr *info, *data;
+	uint32_t l = (uint32_t)link;
+
+	link_req_init(&req, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
+	rta_add(nh, IFLA_IFNAME, name, strlen(name) + 1);
+	rta_add(nh, IFLA_LINK, &l, sizeof(l));
+	info = rta_add(nh, IFLA_LINKINFO, NULL, 0);
+	rta_add(nh, IFLA_INFO_KIND, "vlan", 4);
+	data = rta_add(nh, IFLA_INFO_DATA, NULL, 0);
+	rta_add(nh, IFLA_VLAN_ID, &id, sizeof(id));
+	rta_end(nh, data);
+	rta_end(nh, info);
+	return rtnl_request(nh);
+}
+
 #endif /* PKTRING_NETLINK_H */
