@@ -436,8 +436,8 @@ impl Ring {
     fn receive(&self, skb: &SkBuff, state: &HookState<'_>, bh: &BhDisabled<'_>) {
         let start = self.frame_start(skb);
         // The filter's verdict is how many bytes from `start` to keep: 0 rejects the packet,
-        // before it takes a slot. A program that cannot run (it can: `start` is within the
-        // headroom) rejects it too, rather than capture what the filter would have refused.
+        // before it takes a slot. `run` fails only for a start outside the headroom, which
+        // `frame_start` never gives; should it, the packet is rejected, not captured unfiltered.
         let keep = match self.filter.run(skb, start.mac, bh) {
             None => usize::MAX,
             Some(Ok(keep)) => keep as usize,
@@ -458,7 +458,7 @@ impl Ring {
 
     /// Returns `true` if the ring captures `skb`, beyond what the hook registration selects:
     /// the inet hooks see every device and, with both families, both protocols; a device hook
-    /// sees its device only, but every EtherType.
+    /// sees its device only, but every EtherType, of which the selection keeps its own.
     fn accepts(&self, skb: &SkBuff, state: &HookState<'_>) -> bool {
         let sel = &self.selection;
         let ifindex = match sel.hook {
