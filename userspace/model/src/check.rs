@@ -133,33 +133,8 @@ impl Config {
 
     /// Explores the model until an execution breaks an invariant, and returns that violation.
     pub fn explore(&self) -> Result<Report, Violation> {
-        let trace = Trace::default();
-        let executions = std::sync::Arc::new(AtomicUsize::new(0));
-        let mut builder = loom::model::Builder::new();
-        builder.preemption_bound = self.preemption_bound;
-        let start = Instant::now();
-        let result = panic::catch_unwind(AssertUnwindSafe(|| {
-            let (config, trace, executions) = (*self, trace.clone(), executions.clone());
-            builder.check(move || {
-                executions.fetch_add(1, SeqCst);
-                trace.clear();
-                config.execution(trace.clone());
-            });
-        }));
-        let elapsed = start.elapsed();
-        let executions = executions.load(SeqCst);
-        match result {
-            Ok(()) => Ok(Report {
-                executions,
-                elapsed,
-            }),
-            Err(payload) => Err(Violation {
-                message: panic_message(payload.as_ref()),
-                execution: executions,
-                elapsed,
-                trace: trace.events(),
-            }),
-        }
+        let config = *self;
+        explore(self.preemption_bound, move |trace| config.execution(trace))
     }
 
     /// Returns `true` if the consumer polls.
@@ -290,6 +265,41 @@ impl Config {
                 }
             },
         );
+    }
+}
+
+/// Runs `execution` under loom, with at most `preemption_bound` preemptions, until one panics;
+/// each gets a fresh [`Trace`] to record into.
+pub(crate) fn explore(
+    preemption_bound: Option<usize>,
+    execution: impl Fn(Trace) + Send + Sync + 'static,
+) -> Result<Report, Violation> {
+    let trace = Trace::default();
+    let executions = Arc::new(AtomicUsize::new(0));
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = preemption_bound;
+    let start = Instant::now();
+    let result = panic::catch_unwind(AssertUnwindSafe(|| {
+        let (trace, executions) = (trace.clone(), executions.clone());
+        builder.check(move || {
+            executions.fetch_add(1, SeqCst);
+            trace.clear();
+            execution(trace.clone());
+        });
+    }));
+    let elapsed = start.elapsed();
+    let executions = executions.load(SeqCst);
+    match result {
+        Ok(()) => Ok(Report {
+            executions,
+            elapsed,
+        }),
+        Err(payload) => Err(Violation {
+            message: panic_message(payload.as_ref()),
+            execution: executions,
+            elapsed,
+            trace: trace.events(),
+        }),
     }
 }
 

@@ -33,11 +33,22 @@ pub enum Invariant {
     /// A consumer asleep in `poll()` is woken once its next frame has been announced: no
     /// wake-up is lost.
     LostWakeUp,
+    /// Fanout: every packet sent to the group is, once all are done, either read exactly once
+    /// or left in exactly one member's ring, or dropped exactly once: never in two members,
+    /// twice in one, lost, or both delivered and dropped.
+    FanoutLostOrDuplicated,
+    /// Fanout: the group drops a packet only after every member's claim refused it.
+    DroppedUnrefused,
+    /// Fanout: the counters add up. Each member's `delivered` is the number of packets found
+    /// in it (read, or left in its ring), the members' `delivered` and the group's `drops` add
+    /// up to the packets sent, and each member's `rollovers` is the number of packets found in
+    /// it that were chosen for another member.
+    FanoutCounters,
 }
 
 impl Invariant {
     /// Every invariant.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 11] = [
         Self::TwoWriters,
         Self::PublishedWhileCopying,
         Self::TornFrame,
@@ -46,6 +57,9 @@ impl Invariant {
         Self::ReadableNotReady,
         Self::PollDisagrees,
         Self::LostWakeUp,
+        Self::FanoutLostOrDuplicated,
+        Self::DroppedUnrefused,
+        Self::FanoutCounters,
     ];
 
     /// Returns the message that a violation of the invariant starts with.
@@ -63,6 +77,13 @@ impl Invariant {
             }
             Self::PollDisagrees => "poll() disagrees with the frames announced to the readers",
             Self::LostWakeUp => "a wake-up was lost: the consumer sleeps with a frame announced",
+            Self::FanoutLostOrDuplicated => {
+                "a packet sent to the fanout group was lost, duplicated, or delivered and dropped"
+            }
+            Self::DroppedUnrefused => {
+                "the fanout group dropped a packet that not every member refused"
+            }
+            Self::FanoutCounters => "the fanout group's counters do not add up",
         }
     }
 
@@ -218,6 +239,53 @@ pub enum Event {
         /// The events it was for.
         events: u32,
     },
+    /// Fanout: the group's mode chose `member` for `packet`.
+    Chosen {
+        /// The packet's id.
+        packet: u32,
+        /// The member chosen.
+        member: usize,
+    },
+    /// Fanout: `member`'s claim refused `packet`: its head slot is not free.
+    Refused {
+        /// The packet's id.
+        packet: u32,
+        /// The member that refused it.
+        member: usize,
+    },
+    /// Fanout, [`Rollover::Peek`](crate::Rollover::Peek): a look at `member`'s head slot
+    /// without its lock found it `free` or not.
+    Peeked {
+        /// The packet's id.
+        packet: u32,
+        /// The member looked at.
+        member: usize,
+        /// Whether its head slot's `tp_status` read `TP_STATUS_KERNEL`.
+        free: bool,
+    },
+    /// Fanout: `member` claimed `slot` for `packet`.
+    MemberClaimed {
+        /// The packet's id.
+        packet: u32,
+        /// The member.
+        member: usize,
+        /// Its slot claimed.
+        slot: usize,
+    },
+    /// Fanout: `member` published `packet` in `slot`.
+    MemberPublished {
+        /// The packet's id.
+        packet: u32,
+        /// The member.
+        member: usize,
+        /// Its slot.
+        slot: usize,
+    },
+    /// Fanout: the group dropped `packet`.
+    GroupDropped {
+        /// The packet's id.
+        packet: u32,
+    },
 }
 
 impl fmt::Display for Event {
@@ -290,6 +358,40 @@ impl fmt::Display for Event {
             ),
             Self::Sleeps => write!(f, "consumer sleeps in poll()"),
             Self::Woken { events } => write!(f, "consumer's poll() is woken (events {events:#x})"),
+            Self::Chosen { packet, member } => {
+                write!(f, "packet {packet} is for member {member}")
+            }
+            Self::Refused { packet, member } => {
+                write!(
+                    f,
+                    "member {member} refuses packet {packet}: head slot taken"
+                )
+            }
+            Self::Peeked {
+                packet,
+                member,
+                free,
+            } => write!(
+                f,
+                "packet {packet} finds member {member}'s head slot {} (without its lock)",
+                if free { "free" } else { "taken" }
+            ),
+            Self::MemberClaimed {
+                packet,
+                member,
+                slot,
+            } => write!(f, "packet {packet} claims slot {slot} of member {member}"),
+            Self::MemberPublished {
+                packet,
+                member,
+                slot,
+            } => write!(
+                f,
+                "packet {packet} is published in slot {slot} of member {member}"
+            ),
+            Self::GroupDropped { packet } => {
+                write!(f, "packet {packet} is dropped by the fanout group")
+            }
         }
     }
 }

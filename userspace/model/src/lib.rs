@@ -37,6 +37,10 @@
 //! - and a capture that ends wakes it for good: a consumer that sleeps forever is a loom
 //!   deadlock ([`Violation::is_deadlock`]).
 //!
+//! With a fanout group of two such rings and rollover between them, it also checks that every
+//! packet is delivered to one member once or dropped once, and dropped only when both members
+//! refused it, and that the counters add up (see [Fanout](#fanout)).
+//!
 //! It also shows that these checks have teeth: the same model without the owner map
 //! ([`Claiming::StatusOnly`], which is `ring.rs` built with `pktring_test_no_owner_map`) breaks
 //! every one of them but the last, which is about the owner map itself, and the 2018 RFC's
@@ -261,6 +265,78 @@
 //! reaching a consumer that has read packet 1 already; it looks, finds nothing, sleeps again
 //! with `woken` set, and packet 2's release sends nothing.
 //!
+//! # Fanout
+//!
+//! Issue 15's fanout, modelled before `ring.rs` has it ([`FanoutConfig`], `tests/fanout.rs`). A
+//! group ([`Group`]) has [`MEMBERS`]` = 2` member rings, each a [`Ring`] as above with its own
+//! lock, owner map, head and frames. For each packet, a producer picks a member by the group's
+//! [`Mode`]: [`Mode::Cpu`], its CPU's (producer `i` picks member `i % 2`), or
+//! [`Mode::RoundRobin`], the next one in turn, from a counter the producers share (a relaxed
+//! `fetch_add`). With rollover ([`Rollover::Locked`]), if that member's claim refuses the
+//! packet (its head slot's `tp_status` is not `TP_STATUS_KERNEL`, or its owner bit is set), the
+//! producer calls the next member's claim, and so on, as af_packet's `fanout_demux_rollover()`
+//! goes from the member picked to the next. The group drops the packet only when every member
+//! refused it.
+//!
+//! The lock order is one ring lock at a time. Each claim takes its member's lock, tests the
+//! head slot, and releases the lock before the next member's claim takes that member's; no path
+//! holds two ring locks, so there is no order between them to keep. A refusal is not a drop: the
+//! member does not count it in [`Stats::drops`] and sets no `TP_STATUS_LOSING` for it. The
+//! group counts the packets every member refused; the member that takes a packet chosen for
+//! another counts it in [`Stats::rollovers`], under its lock.
+//!
+//! Checked, in every interleaving explored:
+//!
+//! - each member's own invariants, as for one ring: no two writers, no publication during a
+//!   copy, no torn frame, no owner bit left, and, with [`Payload::Cells`], no data race;
+//! - every packet sent is, at the end, found exactly once in exactly one member (read by that
+//!   member's consumer, or left in its ring), or dropped exactly once
+//!   ([`Invariant::FanoutLostOrDuplicated`]);
+//! - a packet is dropped only after every member's claim refused it: the ghost records each
+//!   refusal, and checks them at the drop ([`Invariant::DroppedUnrefused`]);
+//! - the counters add up: each member's `delivered` is the number of packets found in it, the
+//!   members' `delivered` and the group's drops add up to the packets sent, each member's
+//!   `rollovers` is the number of packets found in it that were chosen for the other, and no
+//!   member counts a drop ([`Invariant::FanoutCounters`]).
+//!
+//! The configurations, two producers with two packets each unless said (times in debug, one
+//! test at a time):
+//!
+//! | test                           | slots a member | consumers      | preemption bound | executions | time  |
+//! |--------------------------------|----------------|----------------|------------------|------------|-------|
+//! | `cpu_rollover`                 | 1              | none           | none: all        | 2,526      | 0.9 s |
+//! | `cpu_rollover_relaxed_atomics` | 1              | none           | none: all        | 2,526      | 0.9 s |
+//! | `cpu_rollover_read`            | 1              | one a member, looks twice | 2     | 13,229     | 5.9 s |
+//! | `cpu_rollover_two_slots`       | 2, 3 packets a producer | none  | none: all        | 11,424     | 4.5 s |
+//! | `round_robin_rollover`         | 1              | none           | none: all        | 29,067     | 7.7 s |
+//!
+//! With one slot a member, each producer's second packet finds its own member full and rolls
+//! over; the other member takes it or, full too, refuses it, and the group drops it. And the
+//! broken variants, each found in `cpu_rollover`'s configuration:
+//!
+//! - [`Rollover::Off`], no rollover: the first execution drops producer 0's second packet with
+//!   member 1 empty ([`Invariant::DroppedUnrefused`]).
+//! - [`Rollover::Peek`], a rollover that tests the other member's head slot without its lock
+//!   and then claims it without testing again (af_packet's `packet_rcv_has_room()` without the
+//!   claim that follows it): in execution 16, the other producer claims and publishes that
+//!   slot between the peek and the claim, which writes over a frame user space has not read
+//!   (a lost packet; with the consumers, execution 6,203, within the bound of 2); in execution
+//!   25 the other producer is still copying into it (loom: a data race; with relaxed words,
+//!   two writers, execution 97).
+//! - [`Rollover::Nested`], a rollover that keeps the refusing member's lock while it takes the
+//!   next one's: with both members full, producer 0 holds member 0's lock and waits for member
+//!   1's, which producer 1 holds while it waits for member 0's (execution 16: a loom deadlock).
+//!
+//! What the kernel is to implement, then: a group that holds its members' rings; the hook picks
+//! a member by the mode and calls its `Ring::claim`, which takes and releases that ring's lock;
+//! if it refuses, the next member's, and so on; the group's drop counter once all refused. The
+//! claim for fanout must not count a refusal as the ring's drop (the model's `try_claim`). If
+//! the kernel picks the member to roll over to by a peek, as af_packet does, the claim under the
+//! lock must still decide, and its refusal is a refusal. Left out of the model: the other
+//! modes (hash, random, queue mapping, BPF), fanout's own rollover mode, defragmentation, a
+//! member joining or leaving while packets are in flight, more than two members, and the
+//! members' readers (their consumers look a fixed number of times and never poll).
+//!
 //! # Running it
 //!
 //! From `userspace/`:
@@ -270,6 +346,7 @@
 //! cargo test -p pktring-model --release         # release: ~20 s
 //! cargo test -p pktring-model -- --ignored      # and `REUSE` with batching: ~95 s more
 //! cargo test -p pktring-model -- --nocapture    # also print each violation's interleaving
+//! cargo test -p pktring-model --test fanout    # fanout alone: ~20 s in debug
 //! ```
 //!
 //! Building loom and its dependencies the first time takes about a minute more.
@@ -303,6 +380,7 @@
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
 
 mod check;
+mod fanout;
 mod frame;
 mod ghost;
 mod ring;
@@ -310,6 +388,7 @@ mod user;
 mod wait;
 
 pub use check::{Config, Report, Violation, Waiting};
+pub use fanout::{FanoutConfig, Group, Mode, Rollover, MEMBERS};
 pub use frame::{Contents, Frame, Packet, Payload, DATA_WORDS};
 pub use ghost::{Checks, Event, Ghost, Invariant, Trace, LOOM_DATA_RACE, LOOM_DEADLOCK};
 pub use ring::{

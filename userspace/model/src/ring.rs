@@ -83,8 +83,11 @@ pub struct Batch {
 pub struct Stats {
     /// Packets written to a slot.
     pub delivered: u64,
-    /// Packets dropped because the head slot was not free.
+    /// Packets dropped because the head slot was not free. In a fanout group, a member's
+    /// refusal is not a drop: the group counts the packets every member refused.
     pub drops: u64,
+    /// Fanout: packets this ring took that were chosen for another member of its group.
+    pub rollovers: u64,
 }
 
 /// `kernel::bitmap::Bitmap` with just what the ring uses, on one word (`SLOTS` <= 64).
@@ -273,8 +276,8 @@ pub struct Ring {
 ///
 /// The kernel also keeps the frame's byte offset; here `slot` indexes [`Ring::frame`].
 #[derive(Debug)]
-struct Claim {
-    slot: usize,
+pub(crate) struct Claim {
+    pub(crate) slot: usize,
     /// `TP_STATUS_LOSING` if packets were dropped since the stats were last read.
     losing: u32,
 }
@@ -397,6 +400,65 @@ impl Ring {
     /// *and* no producer owns it. Both are checked under the lock.
     fn claim(&self) -> Option<Claim> {
         let mut inner = self.lock();
+        let claim = self.claim_locked(&mut inner, false);
+        if claim.is_none() {
+            inner.stats.drops += 1;
+        }
+        claim
+    }
+
+    /// Fanout's claim: [`Ring::claim`], but a refusal is not counted as a drop (the packet may
+    /// roll over to another member), and a claim for a packet chosen for another member
+    /// (`rollover`) is counted in [`Stats::rollovers`]. Takes this ring's lock and no other.
+    pub(crate) fn try_claim(&self, rollover: bool) -> Option<Claim> {
+        self.claim_locked(&mut self.lock(), rollover)
+    }
+
+    /// Fanout's claim with the lock order broken, for [`Rollover::Nested`]: if this ring
+    /// refuses the packet, calls `refused`, which tries the next member, with this ring's lock
+    /// still held.
+    ///
+    /// [`Rollover::Nested`]: crate::Rollover::Nested
+    pub(crate) fn claim_holding<R>(
+        &self,
+        rollover: bool,
+        refused: impl FnOnce() -> R,
+    ) -> Result<Claim, R> {
+        let mut inner = self.lock();
+        match self.claim_locked(&mut inner, rollover) {
+            Some(claim) => Ok(claim),
+            None => {
+                let result = refused();
+                drop(inner);
+                Err(result)
+            }
+        }
+    }
+
+    /// A broken rollover's look at this ring, for [`Rollover::Peek`]: reads the head under the
+    /// lock, then, without it, whether the head slot's `tp_status` is `TP_STATUS_KERNEL`. The
+    /// owner map is not consulted: it is the lock's.
+    ///
+    /// [`Rollover::Peek`]: crate::Rollover::Peek
+    pub(crate) fn peek_free(&self) -> bool {
+        let head = self.lock().head;
+        self.frames[head].status.load(Acquire) == TP_STATUS_KERNEL
+    }
+
+    /// A broken rollover's claim, for [`Rollover::Peek`]: trusts an earlier [`Ring::peek_free`]
+    /// and claims the head slot under the lock without testing its `tp_status` or owner bit
+    /// again.
+    ///
+    /// [`Rollover::Peek`]: crate::Rollover::Peek
+    pub(crate) fn claim_unchecked(&self, rollover: bool) -> Claim {
+        let mut inner = self.lock();
+        let slot = inner.head;
+        inner.owner_map.test_and_set(slot);
+        self.claimed_locked(&mut inner, slot, rollover)
+    }
+
+    /// The claim under the lock: tests the head slot, and claims it if it is free.
+    fn claim_locked(&self, inner: &mut RingInner, rollover: bool) -> Option<Claim> {
         let slot = inner.head;
         let frame = &self.frames[slot];
         // Acquire pairs with user space's release store of `TP_STATUS_KERNEL`: its reads of the
@@ -404,9 +466,14 @@ impl Ring {
         if frame.status.load(Acquire) != TP_STATUS_KERNEL
             || !owner_map_claim(self.claiming, &mut inner.owner_map, slot)
         {
-            inner.stats.drops += 1;
             return None;
         }
+        Some(self.claimed_locked(inner, slot, rollover))
+    }
+
+    /// The head slot, `slot`, is taken: advance the head and count the packet.
+    fn claimed_locked(&self, inner: &mut RingInner, slot: usize, rollover: bool) -> Claim {
+        let frame = &self.frames[slot];
         if self.claiming == Claiming::InProgressStatus {
             // The RFC's step [D]. Release, to be generous: a reader that acquires it sees at
             // least everything before the claim.
@@ -419,13 +486,16 @@ impl Ring {
         };
         inner.claimed(slot);
         inner.stats.delivered += 1;
+        if rollover {
+            inner.stats.rollovers += 1;
+        }
         self.ghost.claimed(slot);
         let losing = if inner.stats.drops != 0 {
             TP_STATUS_LOSING
         } else {
             0
         };
-        Some(Claim { slot, losing })
+        Claim { slot, losing }
     }
 
     /// Hands a filled slot to user space: its `tp_status` and its owner bit change together,
@@ -435,7 +505,7 @@ impl Ring {
     /// is set for the first frame readers are not woken for.
     ///
     /// With [`Announcing::Head`], every release wakes the readers.
-    fn release(&self, claim: Claim, status: u32) -> bool {
+    pub(crate) fn release(&self, claim: Claim, status: u32) -> bool {
         let mut inner = self.lock();
         let frame = &self.frames[claim.slot];
         self.ghost.check_release(claim.slot);
@@ -509,7 +579,7 @@ impl Ring {
 
     /// Wakes the readers, if any, and checks that the consumer is not left asleep with a frame
     /// it was told of: `Readers::wake`.
-    fn wake(&self) {
+    pub(crate) fn wake(&self) {
         let Some(readers) = &self.readers else {
             return;
         };
@@ -560,7 +630,7 @@ impl Ring {
     ///
     /// As in the kernel, the packet's bytes go first (`skb_copy_bits()`), then the header
     /// fields, of which the model keeps `tp_len`; each is a separate write.
-    fn fill(&self, claim: &Claim, packet: &Packet) -> u32 {
+    pub(crate) fn fill(&self, claim: &Claim, packet: &Packet) -> u32 {
         let (slot, id) = (claim.slot, packet.id);
         let frame = &self.frames[slot];
         self.ghost.start_copy(id, slot);
