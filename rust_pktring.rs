@@ -333,6 +333,18 @@ struct Files {
     map: RBTree<u64, Arc<FileState>>,
 }
 
+/// Writes one row of `/proc/pktring`, the header's or a file's: pid, state, hook, family,
+/// ifindex, frames, frame size, packets, delivered, drops, filtered, filter.
+macro_rules! listing_row {
+    ($m:expr, $($field:expr),+ $(,)?) => {
+        seq_print!(
+            $m,
+            "{:<8} {:<10} {:<12} {:<6} {:>7} {:>6} {:>6} {:>10} {:>10} {:>8} {:>10} {:>6}\n",
+            $($field),+
+        )
+    };
+}
+
 /// `/proc/pktring`.
 struct Listing(Arc<Registry>);
 
@@ -340,9 +352,8 @@ impl ProcShow for Listing {
     /// One line for each open file in the reader's network namespace, oldest first.
     fn show(&self, m: &SeqFile) -> Result {
         let net = Namespace::current().ok_or(ENXIO)?;
-        seq_print!(
+        listing_row!(
             m,
-            "{:<8} {:<10} {:<12} {:<6} {:>7} {:>6} {:>6} {:>10} {:>10} {:>8} {:>10} {:>6}\n",
             "pid",
             "state",
             "hook",
@@ -487,30 +498,14 @@ impl FileState {
         let state = state.rsplit(' ').next().unwrap_or(state);
         let filter = self.filter.insns().unwrap_or(0);
         let Some(capture) = capture else {
-            seq_print!(
-                m,
-                "{:<8} {:<10} {:<12} {:<6} {:>7} {:>6} {:>6} {:>10} {:>10} {:>8} {:>10} {:>6}\n",
-                self.pid,
-                state,
-                "-",
-                "-",
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-                0,
-                filter
-            );
+            listing_row!(m, self.pid, state, "-", "-", 0, 0, 0, 0, 0, 0, 0, filter);
             return;
         };
         let ring = &capture.ring;
         let sel = ring.selection();
         let t = ring.totals();
-        seq_print!(
+        listing_row!(
             m,
-            "{:<8} {:<10} {:<12} {:<6} {:>7} {:>6} {:>6} {:>10} {:>10} {:>8} {:>10} {:>6}\n",
             self.pid,
             state,
             sel.hook.name(),
