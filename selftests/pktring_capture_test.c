@@ -393,6 +393,27 @@ static int udp_send(const char *addr, uint16_t port, unsigned int n, unsigned in
 	return ret;
 }
 
+/*
+ * A UDP socket bound to 127.0.0.1:port, so that datagrams sent there on
+ * loopback are taken in and no ICMP error comes back. Returns it or -errno.
+ */
+static int lo_receiver(uint16_t port)
+{
+	struct sockaddr_in me = { .sin_family = AF_INET, .sin_port = htons(port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (s < 0)
+		return -errno;
+	if (bind(s, (struct sockaddr *)&me, sizeof(me))) {
+		int err = -errno;
+
+		close(s);
+		return err;
+	}
+	return s;
+}
+
 /* A device request: ring on ifindex at hook, capturing ethertype (family 0), or IPv4 if 0. */
 static void dev_req(struct pktring_req *req, uint16_t hook, int ifindex, uint32_t ethertype)
 {
@@ -569,17 +590,13 @@ TEST_F_TIMEOUT(paths, arp_both_ways, 120)
 TEST_F_TIMEOUT(paths, loopback_every_ethertype, 60)
 {
 	const unsigned int n = 20;
-	struct sockaddr_in me = { .sin_family = AF_INET, .sin_port = htons(9042) };
 	struct pktring_req req;
 	struct pktring_stats st;
 	unsigned int i, j;
 	int rx;
 
-	/* A receiver, so that no ICMP error comes back. */
-	rx = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	rx = lo_receiver(9042);
 	ASSERT_LE(0, rx);
-	me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ASSERT_EQ(0, bind(rx, (struct sockaddr *)&me, sizeof(me)));
 	dev_req(&req, PKTRING_HOOK_INGRESS, 1, PKTRING_ETH_P_ALL);
 	ASSERT_EQ(0, ring_create(&self->r[0], &req));
 	dev_req(&req, PKTRING_HOOK_EGRESS, 1, PKTRING_ETH_P_ALL);
@@ -744,7 +761,6 @@ static const char *fdinfo(int fd, const char *key, char *out, size_t len)
 
 TEST_F_TIMEOUT(fdinfo, through_a_ring_life, 60)
 {
-	struct sockaddr_in me = { .sin_family = AF_INET, .sin_port = htons(9043) };
 	struct pktring_req req;
 	struct pktring_stats st;
 	char v[256], want[256];
@@ -779,10 +795,8 @@ TEST_F_TIMEOUT(fdinfo, through_a_ring_life, 60)
 	EXPECT_STREQ("1 instructions", fdinfo(fd, "pktring-filter", v, sizeof(v)));
 
 	/* 10 datagrams to a receiver on loopback... */
-	rx = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	rx = lo_receiver(9043);
 	ASSERT_LE(0, rx);
-	me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ASSERT_EQ(0, bind(rx, (struct sockaddr *)&me, sizeof(me)));
 	ASSERT_EQ(0, udp_send("127.0.0.1", 9043, 10, 40));
 	sleep_ms(100);
 	EXPECT_STREQ("packets=10 delivered=10 drops=0 filtered=0",
@@ -834,7 +848,6 @@ static int proc_lines(pid_t pid, char out[][256], int n)
  */
 TEST_F_TIMEOUT(fdinfo, proc_listing, 60)
 {
-	struct sockaddr_in me = { .sin_family = AF_INET, .sin_port = htons(9044) };
 	char lines[4][256], state[32], hook[32], family[32];
 	unsigned long long packets, delivered, drops, filtered;
 	int fd, fd2, ifindex, frames, size, filter, n, rx, status, i;
@@ -849,10 +862,8 @@ TEST_F_TIMEOUT(fdinfo, proc_listing, 60)
 	ASSERT_LE(0, fd2);
 	ASSERT_EQ(0, set_ring(fd2, &req));
 	ASSERT_EQ(0, ring_attach(&self->r, fd2, PROT_READ | PROT_WRITE));
-	rx = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	rx = lo_receiver(9044);
 	ASSERT_LE(0, rx);
-	me.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ASSERT_EQ(0, bind(rx, (struct sockaddr *)&me, sizeof(me)));
 	ASSERT_EQ(0, udp_send("127.0.0.1", 9044, 5, 40));
 	sleep_ms(100);
 	close(rx);
