@@ -25,7 +25,7 @@ modules: $(if $(filter $(CACHE)/%,$(KDIR)),kernel)
 #   make noowner       the race reproducer's test-only module, without the
 #                      rx_owner_map (PKTRING_TEST_NO_OWNER_MAP=1)
 #   make debug-module  the module for the debug kernel
-MODULE_SRCS := rust_pktring.rs ring.rs uapi.rs Kbuild rust_pktring_uapi.h uapi_layout.c
+MODULE_SRCS := rust_pktring.rs fanout.rs ring.rs uapi.rs Kbuild rust_pktring_uapi.h uapi_layout.c
 define module_elsewhere # directory, kernel build, extra make arguments
 	@mkdir -p $(1)
 	cp -p $(MODULE_SRCS) $(1)/
@@ -53,7 +53,7 @@ clippy: kernel
 	+$(KMAKE) CLIPPY=1 CLIPPY_DRIVER=/usr/bin/clippy-driver modules
 
 rustfmt-check:
-	rustfmt --edition 2021 --check rust_pktring.rs ring.rs uapi.rs
+	rustfmt --edition 2021 --check rust_pktring.rs fanout.rs ring.rs uapi.rs
 
 clean:
 	+$(KMAKE) clean 2>/dev/null || true

@@ -251,7 +251,7 @@ pub(crate) struct Ring {
 }
 
 /// A slot a producer has claimed: it alone writes the frame until it releases it.
-struct Claim {
+pub(crate) struct Claim {
     slot: usize,
     offset: usize,
     /// `TP_STATUS_LOSING` if packets were dropped since the stats were last read.
@@ -354,13 +354,20 @@ impl Ring {
         matches!(status, Ok(status) if status != TP_STATUS_KERNEL)
     }
 
-    /// Claims the head slot for one packet, or returns `None` (a drop) if it is not free.
+    /// Claims the head slot for one packet, or returns `None` if it is not free: a drop, counted
+    /// with `Refusal::Drop`, or a refusal that a fanout group's rollover passes on, not counted
+    /// (`Refusal::Pass`). `rollover`: the packet was meant for another member of the group.
     ///
     /// A slot is free when user space has handed it back (`tp_status` is `TP_STATUS_KERNEL`)
     /// *and* no producer owns it: a producer that claimed it one lap ago may still be copying,
     /// with `tp_status` still reading `TP_STATUS_KERNEL`. Both are checked under the lock, never
     /// from an unlocked peek.
-    fn claim(&self, bh: &BhDisabled<'_>) -> Option<Claim> {
+    pub(crate) fn claim(
+        &self,
+        refusal: Refusal,
+        rollover: bool,
+        bh: &BhDisabled<'_>,
+    ) -> Option<Claim> {
         let mut inner = self.inner().lock_with_bh_disabled(bh);
         let slot = inner.head;
         let offset = self.layout.frame_offset(slot);
@@ -370,7 +377,9 @@ impl Ring {
         if self.buf.load_acquire_u32(offset + hdr::STATUS) != Ok(TP_STATUS_KERNEL)
             || !owner_map_claim(&mut inner.owner_map, slot)
         {
-            inner.stats.drops += 1;
+            if refusal == Refusal::Drop {
+                inner.stats.drops += 1;
+            }
             return None;
         }
         inner.head = if slot + 1 == self.layout.frame_nr {
@@ -380,6 +389,9 @@ impl Ring {
         };
         inner.claimed(slot);
         inner.stats.delivered += 1;
+        if rollover {
+            inner.stats.rollover += 1;
+        }
         let losing = if inner.stats.drops != 0 {
             bindings::TP_STATUS_LOSING
         } else {
@@ -390,6 +402,12 @@ impl Ring {
             offset,
             losing,
         })
+    }
+
+    /// Counts a drop of a packet that every member of the ring's fanout group refused: the ring
+    /// is the member the group picked for it.
+    pub(crate) fn count_drop(&self, bh: &BhDisabled<'_>) {
+        self.inner().lock_with_bh_disabled(bh).stats.drops += 1;
     }
 
     /// Hands a filled slot to user space: its `tp_status` and its owner bit change together,
@@ -431,9 +449,20 @@ impl Ring {
         false
     }
 
-    /// The producer path: run the filter, claim a slot, fill it without the lock, release it,
-    /// wake readers.
+    /// The producer path of a ring on its own: run the filter, claim a slot, fill it without the
+    /// lock, release it, wake readers.
     fn receive(&self, skb: &SkBuff, state: &HookState<'_>, bh: &BhDisabled<'_>) {
+        let Some(admitted) = self.admit(skb, bh) else {
+            return;
+        };
+        if let Some(claim) = self.claim(Refusal::Drop, false, bh) {
+            self.deliver(claim, skb, state, admitted, bh);
+        }
+    }
+
+    /// Runs the filter on `skb`: returns where its frame starts and how many bytes to keep, or
+    /// `None` (counted in `filtered`) if the filter rejects it.
+    pub(crate) fn admit(&self, skb: &SkBuff, bh: &BhDisabled<'_>) -> Option<Admitted> {
         let start = self.frame_start(skb);
         // The filter's verdict is how many bytes from `start` to keep: 0 rejects the packet,
         // before it takes a slot. `run` fails only for a start outside the headroom, which
@@ -445,12 +474,23 @@ impl Ring {
         };
         if keep == 0 {
             self.filtered.fetch_add(1, Ordering::Relaxed);
-            return;
+            return None;
         }
-        let Some(claim) = self.claim(bh) else {
-            return;
-        };
-        let flags = self.fill(&claim, skb, state, start, keep, bh);
+        Some(Admitted { start, keep })
+    }
+
+    /// Fills the slot of `claim` with the packet `admit` took (here or in another member of a
+    /// fanout group, whose hook and so frame start are this ring's), releases it and wakes
+    /// readers.
+    pub(crate) fn deliver(
+        &self,
+        claim: Claim,
+        skb: &SkBuff,
+        state: &HookState<'_>,
+        admitted: Admitted,
+        bh: &BhDisabled<'_>,
+    ) {
+        let flags = self.fill(&claim, skb, state, admitted.start, admitted.keep, bh);
         if self.release(claim, TP_STATUS_USER | flags, bh) {
             self.core.handler().readers.wake();
         }
@@ -459,7 +499,7 @@ impl Ring {
     /// Returns `true` if the ring captures `skb`, beyond what the hook registration selects:
     /// the inet hooks see every device and, with both families, both protocols; a device hook
     /// sees its device only, but every EtherType, of which the selection keeps its own.
-    fn accepts(&self, skb: &SkBuff, state: &HookState<'_>) -> bool {
+    pub(crate) fn accepts(&self, skb: &SkBuff, state: &HookState<'_>) -> bool {
         let sel = &self.selection;
         let ifindex = match sel.hook {
             uapi::Hook::PreRouting | uapi::Hook::LocalIn => state.in_ifindex(),
@@ -486,6 +526,22 @@ impl Ring {
     }
 }
 
+/// What [`Ring::claim`] does when the head slot is not free.
+#[derive(Copy, Clone, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Count the packet as a drop of this ring.
+    Drop,
+    /// Count nothing: a fanout group passes the packet on to another member.
+    Pass,
+}
+
+/// A packet the filter let through: where its frame starts, and how many bytes of it to keep.
+#[derive(Copy, Clone)]
+pub(crate) struct Admitted {
+    start: FrameStart,
+    keep: usize,
+}
+
 /// Where a frame starts in a packet, as offsets from its `data`.
 ///
 /// # Invariants
@@ -506,10 +562,23 @@ impl Hook for Ring {
     }
 
     fn detached(&self, why: Detached) {
-        self.core.handler().readers.end(match why {
-            Detached::Device => bindings::ENETDOWN,
-            Detached::Namespace => bindings::ENONET,
-        });
+        self.end(detached_errno(why));
+    }
+}
+
+impl Ring {
+    /// Ends the capture with `errno` (see [`detached_errno`]): the hook that fills the ring was
+    /// taken down.
+    pub(crate) fn end(&self, errno: u32) {
+        self.core.handler().readers.end(errno);
+    }
+}
+
+/// Returns the errno that `info.error` reports for a hook taken down for `why`.
+pub(crate) fn detached_errno(why: Detached) -> u32 {
+    match why {
+        Detached::Device => bindings::ENETDOWN,
+        Detached::Namespace => bindings::ENONET,
     }
 }
 

@@ -16,7 +16,9 @@
 //! is ready (see "Readiness" below);
 //! `PKTRING_IOC_GET_STATS` returns and clears the counters; `PKTRING_IOC_SET_FILTER` and
 //! `PKTRING_IOC_DETACH_FILTER` set and remove a classic BPF capture filter, before or during
-//! the capture (see "The capture filter" below). The capture stops, and the ring is
+//! the capture (see "The capture filter" below); `PKTRING_IOC_JOIN_FANOUT`, before set-up, makes
+//! the ring a member of a fanout group and `PKTRING_IOC_GET_FANOUT` reports on it (see "Fanout"
+//! below). The capture stops, and the ring is
 //! freed, when the file is released: once it is closed and no longer mapped (a mapping holds a
 //! reference to its file).
 //!
@@ -117,6 +119,14 @@
 //! bytes as the program returned. A new program replaces the old one at once; the old one is
 //! destroyed after an RCU grace period, which the replacing ioctl waits for with no lock held.
 //!
+//! # Fanout
+//!
+//! A file that joined a group before `PKTRING_IOC_SET_RING` does not register a hook for its
+//! ring: set-up makes the ring a member of the group ([`fanout`]), whose one hook picks a member
+//! for each packet; the file's capture holds the ring's [`Membership`] instead of a hook, and
+//! releasing it leaves the group. The join waits until it is set up because a ring that swapped
+//! its own hook for the group's would see some packets twice or miss some in between.
+//!
 //! # Introspection
 //!
 //! `/proc/PID/fdinfo/FD` of an open `/dev/pktring` shows the ring: its state, namespace,
@@ -140,25 +150,31 @@
 //!
 //! 0. `Registry::files`, a mutex taken by `open` (which allocates the file's entry under it),
 //!    `release` and a read of `/proc/pktring` only, with no other lock held; the listing takes
-//!    2 and 3 under it, one at a time, and never drops the last reference to a capture there;
-//! 1. the mmap lock (taken by the VFS around `mmap`);
-//! 2. `RingFile::state`, a spinlock taken in process context only, and only to look at or
+//!    3 and 4 under it, one at a time, and never drops the last reference to a capture there;
+//! 1. `Fanout::groups`, a mutex taken by the set-up of a fanout member and by the release of its
+//!    capture, with no other lock held. A group's hook is registered and unregistered (RTNL),
+//!    its member arrays are allocated and the RCU grace periods after replacing one waited for
+//!    under it: neither `mmap` nor the hook nor the netdevice notifier takes it;
+//! 2. the mmap lock (taken by the VFS around `mmap`);
+//! 3. `RingFile::state`, a spinlock taken in process context only, and only to look at or
 //!    swap the state: nothing is allocated, copied to or from user space, registered or
 //!    unregistered, and no RCU grace period is waited for under it;
-//! 3. the ring lock (`Ring::inner`, a BH-safe spinlock that the hook takes in softirq context on
-//!    any CPU): the claim and release of a slot, the counters, the announced frontier;
-//! 4. the batch timer's hrtimer base lock (the timer is set and cancelled under 3; its handler
-//!    runs without it and takes 3), and the readers' wait queue lock (taken to wake pollers,
-//!    with 3 released).
+//! 4. the ring lock (`Ring::inner`, a BH-safe spinlock that the hook takes in softirq context on
+//!    any CPU): the claim and release of a slot, the counters, the announced frontier. A fanout
+//!    group's producer holds one member's ring lock at a time, never two;
+//! 5. the batch timer's hrtimer base lock (the timer is set and cancelled under 4; its handler
+//!    runs without it and takes 4), and the readers' wait queue lock (taken to wake pollers,
+//!    with 4 released).
 //!
-//! The RTNL lock is taken by hook registration and its drop, with none of the above held, and
-//! by the netdevice notifier that ends a capture, which only takes the wait queue lock under
-//! it. Set-up therefore builds the ring and registers its hook with no lock held and installs
-//! them under 2; the capture is dropped when the file is released, with no lock held either.
-//! User memory is only touched with none of 2-4 held, and nothing is allocated under them. A
-//! filter is made from user memory and swapped in, and the RCU grace period before the old one
-//! is destroyed waited for, with none of 1-4 held; the hook runs it under none of them either.
-//! fdinfo takes 2, then 3, one at a time, and prints with neither held.
+//! The RTNL lock is taken by hook registration and its drop, with none of the above held but 1,
+//! and by the netdevice notifier that ends a capture, which only takes the wait queue lock under
+//! it. Set-up therefore builds the ring and registers its hook (or joins its group) with none of
+//! 0 and 2-5 held and installs them under 3; the capture is dropped when the file is released,
+//! with no lock held either. User memory is only touched with none of 3-5 held, and nothing is
+//! allocated under them. A filter is made from user memory and swapped in, and the RCU grace
+//! period before the old one is destroyed waited for, with none of 1-5 held; the hook runs it
+//! under none of them either. fdinfo takes 3, then 4, one at a time, and prints with neither
+//! held.
 
 use kernel::bindings;
 use kernel::c_str;
@@ -176,11 +192,13 @@ use kernel::seq_print;
 use kernel::sync::poll::{events, PollTable};
 use kernel::sync::{new_mutex, new_spinlock, Arc, Mutex, SpinLock};
 
+mod fanout;
 mod ring;
 mod uapi;
 
+use fanout::{Fanout, Membership};
 use ring::{Readers, Ring};
-use uapi::{Protocols, RingRequest, Selection};
+use uapi::{FanoutRequest, Protocols, RingRequest, Selection};
 
 module! {
     type: PktRingModule,
@@ -198,9 +216,11 @@ struct PktRingModule {
 
 impl kernel::Module for PktRingModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        let fanout = Arc::pin_init(Fanout::new(), GFP_KERNEL)?;
         let registry = Arc::pin_init(
             pin_init!(Registry {
                 files <- new_mutex!(Files { next: 0, map: RBTree::new() }, "pktring_files"),
+                fanout,
             }),
             GFP_KERNEL,
         )?;
@@ -229,30 +249,61 @@ impl Drop for PktRingModule {
     }
 }
 
-/// A ring that is capturing: the hook registration and the ring it fills.
+/// A ring that is capturing: what fills it, and the ring.
 struct Capture {
-    /// Declared first so that it is dropped first: unregistering waits for producers in
-    /// flight, after which the ring may go.
-    _hook: Pin<KBox<Registration<Ring>>>,
+    /// Declared first so that it is dropped first: unregistering the hook, or leaving the group,
+    /// waits for producers in flight, after which the ring may go.
+    fill: Fill,
     ring: Arc<Ring>,
 }
 
+/// What fills a ring: a hook of its own, or its fanout group's.
+enum Fill {
+    Hook {
+        _registration: Pin<KBox<Registration<Ring>>>,
+    },
+    Group(Membership),
+}
+
 impl Capture {
-    /// Builds a ring for `req` that runs `filter` and registers its hook in `net`. May sleep,
-    /// takes the RTNL lock, allocates up to `PKTRING_MAX_RING_BYTES`: call it with no lock held.
+    /// Builds a ring for `req` that runs `filter`, and registers its hook in `net`, or joins the
+    /// fanout group `join` in `net` (through `fanout`). May sleep, takes the RTNL lock and lock 1,
+    /// allocates up to `PKTRING_MAX_RING_BYTES`: call it with no lock held.
     fn new(
         net: &Namespace,
         req: &RingRequest,
         filter: Arc<FilterSlot>,
         readers: Arc<Readers>,
+        join: Option<(&Arc<Fanout>, &FanoutRequest)>,
     ) -> Result<Arc<Self>> {
         let ring = Ring::new(req.layout(), req.selection(), req.batch(), filter, readers)?;
-        let hook = KBox::pin_init(
-            Registration::register(net, hook_options(req.selection()), ring.clone()),
-            GFP_KERNEL,
-        )?;
-        Ok(Arc::new(Self { _hook: hook, ring }, GFP_KERNEL)?)
+        let opts = hook_options(req.selection());
+        let fill = match join {
+            None => Fill::Hook {
+                _registration: KBox::pin_init(
+                    Registration::register(net, opts, ring.clone()),
+                    GFP_KERNEL,
+                )?,
+            },
+            Some((fanout, join)) => {
+                Fill::Group(fanout.join(net, join, opts, req.selection(), &ring)?)
+            }
+        };
+        Ok(Arc::new(Self { fill, ring }, GFP_KERNEL)?)
     }
+
+    /// Returns the ring's place in its fanout group, if it is a member of one.
+    fn membership(&self) -> Option<&Membership> {
+        match &self.fill {
+            Fill::Hook { .. } => None,
+            Fill::Group(membership) => Some(membership),
+        }
+    }
+}
+
+/// Returns the error of `errno`, for the errors the kernel crate has no name for.
+pub(crate) fn errno(errno: u32) -> Error {
+    Error::from_errno(-(errno as i32))
 }
 
 /// Returns where the hook of `selection` is registered.
@@ -312,10 +363,11 @@ impl core::fmt::Display for ProtocolsName {
     }
 }
 
-/// Where a file is in its life: no ring, one being set up, or capturing.
+/// Where a file is in its life: no ring (with the fanout group it joined, if any), one being set
+/// up, or capturing.
 enum State {
-    Idle,
-    SettingUp,
+    Idle(Option<FanoutRequest>),
+    SettingUp(Option<FanoutRequest>),
     Capturing(Arc<Capture>),
 }
 
@@ -325,6 +377,8 @@ struct Registry {
     /// Lock 0 of the lock order: see the crate documentation.
     #[pin]
     files: Mutex<Files>,
+    /// The fanout groups.
+    fanout: Arc<Fanout>,
 }
 
 /// The open files, by the order they were opened in.
@@ -388,7 +442,7 @@ struct FileState {
     readers: Arc<Readers>,
     /// The capture filter, there from `open` on, so that it can be set before the ring.
     filter: Arc<FilterSlot>,
-    /// Lock 2 of the lock order: see the crate documentation.
+    /// Lock 3 of the lock order: see the crate documentation.
     #[pin]
     state: SpinLock<State>,
 }
@@ -423,31 +477,35 @@ impl FileState {
     fn capture(&self) -> Result<Arc<Capture>> {
         match &*self.state.lock() {
             State::Capturing(capture) => Ok(capture.clone()),
-            State::Idle | State::SettingUp => Err(EINVAL),
+            State::Idle(_) | State::SettingUp(_) => Err(EINVAL),
         }
     }
 
     /// `PKTRING_IOC_SET_RING`: reads and checks the request, checks the opener's privilege, then
     /// sets the ring up.
-    fn set_ring(&self, file: &File, arg: usize) -> Result {
+    fn set_ring(&self, file: &File, fanout: &Arc<Fanout>, arg: usize) -> Result {
         let req = RingRequest::from_user(arg)?;
         // An active reference while the hook is registered; none once it is.
-        let net = self
-            .net
-            .get()
-            .ok_or(Error::from_errno(-(bindings::ENONET as i32)))?;
+        let net = self.net.get().ok_or(errno(bindings::ENONET))?;
         if !net.file_capable(file, Capability::NetRaw) {
             return Err(EPERM);
         }
-        {
+        let join = {
             let mut state = self.state.lock();
-            if !matches!(*state, State::Idle) {
+            let State::Idle(join) = *state else {
                 return Err(EBUSY);
-            }
-            *state = State::SettingUp;
-        }
-        // Allocate and register with no lock held, then install under the state lock.
-        let capture = Capture::new(&net, &req, self.filter.clone(), self.readers.clone());
+            };
+            *state = State::SettingUp(join);
+            join
+        };
+        // Allocate and register (or join) with no lock held, then install under the state lock.
+        let capture = Capture::new(
+            &net,
+            &req,
+            self.filter.clone(),
+            self.readers.clone(),
+            join.as_ref().map(|join| (fanout, join)),
+        );
         let mut state = self.state.lock();
         match capture {
             Ok(capture) => {
@@ -455,10 +513,68 @@ impl FileState {
                 Ok(())
             }
             Err(err) => {
-                *state = State::Idle;
+                *state = State::Idle(join);
                 Err(err)
             }
         }
+    }
+
+    /// `PKTRING_IOC_JOIN_FANOUT`: reads and checks the request, and records it for set-up.
+    fn join_fanout(&self, arg: usize) -> Result {
+        let req = FanoutRequest::from_user(arg)?;
+        let mut state = self.state.lock();
+        match &*state {
+            State::Idle(None) => {
+                *state = State::Idle(Some(req));
+                Ok(())
+            }
+            State::Idle(Some(_)) | State::SettingUp(Some(_)) => Err(errno(bindings::EALREADY)),
+            State::Capturing(capture) if capture.membership().is_some() => {
+                Err(errno(bindings::EALREADY))
+            }
+            State::SettingUp(None) | State::Capturing(_) => Err(EBUSY),
+        }
+    }
+
+    /// `PKTRING_IOC_GET_FANOUT`: the group the file joined, its members, the ring's rollovers.
+    fn get_fanout(&self, arg: usize) -> Result {
+        let (req, members, rollover) = self.fanout().ok_or(ENOENT)?;
+        uapi::write_fanout(arg, &req, members, rollover)
+    }
+
+    /// `PKTRING_IOC_LEAVE_FANOUT`: leaves the group, or undoes a join before set-up.
+    fn leave_fanout(&self) -> Result {
+        let capture = {
+            let mut state = self.state.lock();
+            match &*state {
+                State::Idle(Some(_)) => {
+                    *state = State::Idle(None);
+                    return Ok(());
+                }
+                State::Capturing(capture) => capture.clone(),
+                State::Idle(None) => return Err(ENOENT),
+                State::SettingUp(_) => return Err(EBUSY),
+            }
+        };
+        // With no lock held: leaving takes lock 1 and waits for a grace period.
+        capture.membership().ok_or(ENOENT)?.leave()
+    }
+
+    /// Returns the fanout group the file joined, how many members it has (0 before set-up),
+    /// and how many packets the ring took for other members; `None` if it joined none.
+    fn fanout(&self) -> Option<(FanoutRequest, u32, u64)> {
+        let capture = match &*self.state.lock() {
+            State::Idle(join) | State::SettingUp(join) => return join.map(|req| (req, 0, 0)),
+            State::Capturing(capture) => capture.clone(),
+        };
+        let membership = capture.membership()?;
+        let group = membership.group();
+        let members = if membership.has_left() {
+            0
+        } else {
+            group.members()
+        };
+        Some((*group.request(), members, capture.ring.totals().rollover))
     }
 }
 
@@ -479,10 +595,11 @@ impl FileState {
     fn state_name(&self) -> (Option<Arc<Capture>>, &'static str) {
         let capture = match &*self.state.lock() {
             State::Capturing(capture) => Some(capture.clone()),
-            State::Idle | State::SettingUp => None,
+            State::Idle(_) | State::SettingUp(_) => None,
         };
         let state = match (&capture, self.readers.error()) {
             (None, _) => "idle",
+            (Some(capture), 0) if capture.membership().is_some_and(Membership::has_left) => "left",
             (Some(_), 0) => "capturing",
             (Some(_), bindings::ENETDOWN) => "ended ENETDOWN",
             (Some(_), bindings::ENONET) => "ended ENONET",
@@ -530,6 +647,17 @@ impl FileState {
             Some(n) => seq_print!(m, "pktring-filter:\t{} instructions\n", n),
             None => seq_print!(m, "pktring-filter:\tnone\n"),
         }
+        if let Some((req, members, rollover)) = self.fanout() {
+            seq_print!(
+                m,
+                "pktring-fanout:\tid={} mode={} rollover={} members={} rolled={}\n",
+                req.id,
+                req.mode.name(),
+                u8::from(req.rollover),
+                members,
+                rollover
+            );
+        }
         let Some(capture) = capture else {
             return;
         };
@@ -574,7 +702,7 @@ impl MiscDevice for RingFile {
                 net: net.passive(),
                 readers: Readers::new()?,
                 filter: Arc::new(FilterSlot::new(), GFP_KERNEL)?,
-                state <- new_spinlock!(State::Idle, "pktring_state"),
+                state <- new_spinlock!(State::Idle(None), "pktring_state"),
             }),
             GFP_KERNEL,
         )?;
@@ -593,7 +721,7 @@ impl MiscDevice for RingFile {
 
     fn ioctl(device: Pin<&RingFile>, file: &File, cmd: u32, arg: usize) -> Result<isize> {
         match cmd {
-            uapi::PKTRING_IOC_SET_RING => device.set_ring(file, arg)?,
+            uapi::PKTRING_IOC_SET_RING => device.set_ring(file, &device.registry.fanout, arg)?,
             uapi::PKTRING_IOC_GET_INFO => {
                 let capture = device.capture()?;
                 uapi::write_info(arg, capture.ring.layout(), device.readers.error())?
@@ -604,6 +732,9 @@ impl MiscDevice for RingFile {
             }
             uapi::PKTRING_IOC_SET_FILTER => device.set_filter(Some(arg))?,
             uapi::PKTRING_IOC_DETACH_FILTER => device.set_filter(None)?,
+            uapi::PKTRING_IOC_JOIN_FANOUT => device.join_fanout(arg)?,
+            uapi::PKTRING_IOC_GET_FANOUT => device.get_fanout(arg)?,
+            uapi::PKTRING_IOC_LEAVE_FANOUT => device.leave_fanout()?,
             _ => return Err(ENOTTY),
         }
         Ok(0)

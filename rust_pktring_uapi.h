@@ -232,10 +232,86 @@ struct pktring_frame {
 #define PKTRING_IOC_SET_FILTER	_IOW(PKTRING_IOC_MAGIC, 4, struct sock_fprog)
 #define PKTRING_IOC_DETACH_FILTER _IO(PKTRING_IOC_MAGIC, 5)
 
+/*
+ * Fanout: rings as one group, each packet in one of them. Several files join
+ * the group @id with PKTRING_IOC_JOIN_FANOUT, each before its
+ * PKTRING_IOC_SET_RING, which then makes the new ring a member instead of
+ * registering a hook of its own: the group has one hook, registered with its
+ * first member and removed with its last, which picks one member for every
+ * packet the members' selection takes. A group lives in the network namespace
+ * of its first member's opener, and its id is that namespace's: the same id in
+ * another namespace is another group. Every member's request must select
+ * what the first one's did (hook, family, ethertype, ifindex, priority) and
+ * join with the same mode and flags: EINVAL at PKTRING_IOC_SET_RING
+ * otherwise. The geometry and batching are each member's own. A ring leaves
+ * its group when its file is released, or before with
+ * PKTRING_IOC_LEAVE_FANOUT: from its return on no packet goes to the ring,
+ * whose frames stay readable, so that a consumer can drain it and lose
+ * nothing (a ring that left captures nothing more). Packets go to the members
+ * that are left, and none is lost or doubled while members come and go.
+ *
+ * Modes: the producing CPU (its number modulo the members), a symmetric flow
+ * hash (both directions of a flow go to the same member), the device's RX
+ * queue, or round robin. Members are numbered in the order they joined;
+ * one that leaves makes the later ones move down by one. The member picked
+ * runs its capture filter on the packet: members are expected to share one
+ * filter. With PKTRING_FANOUT_FLAG_ROLLOVER a packet that finds no free frame
+ * in the member picked goes to the next member with one (in member order,
+ * wrapping round), counted in that member's rollover; it is dropped only when
+ * no member had a free frame, and the drop is counted by the member picked,
+ * whose next frames carry TP_STATUS_LOSING as a ring's do after a drop.
+ *
+ * Errors of PKTRING_IOC_JOIN_FANOUT: EINVAL for an unknown mode or flag, or
+ * non-zero @members, @reserved or @rollover; EALREADY for a file that joined
+ * already; EBUSY once the ring is set up. Of PKTRING_IOC_SET_RING, in addition
+ * to a lone ring's: EINVAL for a member that does not match its group, ENOSPC
+ * once a group has PKTRING_FANOUT_MAX_MEMBERS, ENODEV (ENONET) for a group
+ * whose hook was taken down with its device (namespace).
+ */
+#define PKTRING_FANOUT_CPU	0	/* the producing CPU */
+#define PKTRING_FANOUT_HASH	1	/* symmetric flow hash */
+#define PKTRING_FANOUT_QUEUE	2	/* the RX queue */
+#define PKTRING_FANOUT_LB	3	/* round robin */
+
+#define PKTRING_FANOUT_FLAG_ROLLOVER	0x1
+
+#define PKTRING_FANOUT_MAX_MEMBERS	256
+
+/**
+ * struct pktring_fanout - a fanout group, for PKTRING_IOC_JOIN_FANOUT (which
+ *			   reads @id, @mode and @flags) and PKTRING_IOC_GET_FANOUT
+ * @id:		the group's id in the network namespace
+ * @mode:	PKTRING_FANOUT_*
+ * @flags:	PKTRING_FANOUT_FLAG_*
+ * @members:	GET_FANOUT: the group's members now (0 before set-up, and once
+ *		the ring has left)
+ * @reserved:	zero
+ * @rollover:	GET_FANOUT: packets this ring took for another member that
+ *		had no free frame, since it was set up (not cleared)
+ */
+struct pktring_fanout {
+	__u32 id;
+	__u16 mode;
+	__u16 flags;
+	__u32 members;
+	__u32 reserved;
+	__aligned_u64 rollover;
+};
+
+/*
+ * PKTRING_IOC_GET_FANOUT: ENOENT for a file that did not join a group.
+ * PKTRING_IOC_LEAVE_FANOUT: ENOENT for a ring that is not a member (a lone
+ * ring, or one that left); before PKTRING_IOC_SET_RING it undoes the join.
+ */
+#define PKTRING_IOC_JOIN_FANOUT	_IOW(PKTRING_IOC_MAGIC, 6, struct pktring_fanout)
+#define PKTRING_IOC_GET_FANOUT	_IOR(PKTRING_IOC_MAGIC, 7, struct pktring_fanout)
+#define PKTRING_IOC_LEAVE_FANOUT _IO(PKTRING_IOC_MAGIC, 8)
+
 #ifndef __cplusplus
 _Static_assert(sizeof(struct pktring_req) == 56, "pktring_req layout");
 _Static_assert(sizeof(struct pktring_info) == 64, "pktring_info layout");
 _Static_assert(sizeof(struct pktring_stats) == 24, "pktring_stats layout");
+_Static_assert(sizeof(struct pktring_fanout) == 24, "pktring_fanout layout");
 _Static_assert(sizeof(struct pktring_frame) == sizeof(struct tpacket2_hdr),
 	       "pktring_frame must match tpacket2_hdr");
 #endif

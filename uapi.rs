@@ -46,6 +46,14 @@ const PKTRING_HOOK_LOCAL_OUT: u16 = 3;
 const PKTRING_HOOK_POST_ROUTING: u16 = 4;
 const PKTRING_HOOK_EGRESS: u16 = 5;
 
+const PKTRING_FANOUT_CPU: u16 = 0;
+const PKTRING_FANOUT_HASH: u16 = 1;
+const PKTRING_FANOUT_QUEUE: u16 = 2;
+const PKTRING_FANOUT_LB: u16 = 3;
+const PKTRING_FANOUT_FLAG_ROLLOVER: u16 = 0x1;
+/// `PKTRING_FANOUT_MAX_MEMBERS`: the most members a group may have, as af_packet's.
+pub(crate) const PKTRING_FANOUT_MAX_MEMBERS: usize = 256;
+
 /// `PKTRING_ETH_P_ALL`: the request's `ethertype` of a device hook that captures every packet.
 const PKTRING_ETH_P_ALL: u32 = bindings::ETH_P_ALL;
 
@@ -97,6 +105,18 @@ mod stats {
     pub(super) const SIZE: usize = 24;
     /// The size before `filtered` was added, which `PKTRING_IOC_GET_STATS` had then.
     pub(super) const SIZE_V1: usize = 16;
+}
+
+/// Offsets and size of `struct pktring_fanout`.
+mod fanout {
+    pub(super) const ID: usize = 0;
+    pub(super) const MODE: usize = 4;
+    pub(super) const FLAGS: usize = 6;
+    pub(super) const MEMBERS: usize = 8;
+    pub(super) const RESERVED: usize = 12;
+    pub(super) const ROLLOVER: usize = 16;
+    /// `sizeof(struct pktring_fanout)`.
+    pub(super) const SIZE: usize = 24;
 }
 
 /// Offsets of the `struct pktring_frame` (`tpacket2_hdr`) fields in a frame.
@@ -156,6 +176,9 @@ pub(crate) const PKTRING_IOC_GET_STATS_V1: u32 = _IOR::<[u8; stats::SIZE_V1]>(PK
 pub(crate) const PKTRING_IOC_SET_FILTER: u32 =
     _IOW::<[u8; size_of::<bindings::sock_fprog>()]>(PKTRING_IOC_MAGIC, 4);
 pub(crate) const PKTRING_IOC_DETACH_FILTER: u32 = _IO(PKTRING_IOC_MAGIC, 5);
+pub(crate) const PKTRING_IOC_JOIN_FANOUT: u32 = _IOW::<[u8; fanout::SIZE]>(PKTRING_IOC_MAGIC, 6);
+pub(crate) const PKTRING_IOC_GET_FANOUT: u32 = _IOR::<[u8; fanout::SIZE]>(PKTRING_IOC_MAGIC, 7);
+pub(crate) const PKTRING_IOC_LEAVE_FANOUT: u32 = _IO(PKTRING_IOC_MAGIC, 8);
 
 // The header as the C compiler lays it out, and the kernel's frame header and `sockaddr_ll`.
 const _: () = {
@@ -180,6 +203,11 @@ const _: () = {
     assert!(stats::SIZE == c::STATS_SIZE);
     assert!(stats::PACKETS == c::STATS_PACKETS && stats::DROPS == c::STATS_DROPS);
     assert!(stats::FILTERED == c::STATS_FILTERED);
+
+    assert!(fanout::SIZE == c::FANOUT_SIZE);
+    assert!(fanout::ID == c::FANOUT_ID && fanout::MODE == c::FANOUT_MODE);
+    assert!(fanout::FLAGS == c::FANOUT_FLAGS && fanout::MEMBERS == c::FANOUT_MEMBERS);
+    assert!(fanout::RESERVED == c::FANOUT_RESERVED && fanout::ROLLOVER == c::FANOUT_ROLLOVER);
 
     assert!(hdr::SIZE == c::FRAME_SIZE && hdr::SIZE == size_of::<bindings::tpacket2_hdr>());
     assert!(hdr::STATUS == c::FRAME_TP_STATUS);
@@ -215,6 +243,9 @@ const _: () = {
     assert!(PKTRING_IOC_GET_STATS as usize == c::IOC_GET_STATS);
     assert!(PKTRING_IOC_SET_FILTER as usize == c::IOC_SET_FILTER);
     assert!(PKTRING_IOC_DETACH_FILTER as usize == c::IOC_DETACH_FILTER);
+    assert!(PKTRING_IOC_JOIN_FANOUT as usize == c::IOC_JOIN_FANOUT);
+    assert!(PKTRING_IOC_GET_FANOUT as usize == c::IOC_GET_FANOUT);
+    assert!(PKTRING_IOC_LEAVE_FANOUT as usize == c::IOC_LEAVE_FANOUT);
     assert!(PKTRING_VERSION as usize == c::VERSION);
     assert!(PKTRING_NO_RX_QUEUE as usize == c::NO_RX_QUEUE);
     assert!(PKTRING_MAX_SNAPLEN as usize == c::MAX_SNAPLEN);
@@ -230,6 +261,12 @@ const _: () = {
     assert!(PKTRING_HOOK_POST_ROUTING as usize == c::HOOK_POST_ROUTING);
     assert!(PKTRING_HOOK_EGRESS as usize == c::HOOK_EGRESS);
     assert!(PKTRING_ETH_P_ALL as usize == c::ETH_P_ALL);
+    assert!(PKTRING_FANOUT_CPU as usize == c::FANOUT_CPU);
+    assert!(PKTRING_FANOUT_HASH as usize == c::FANOUT_HASH);
+    assert!(PKTRING_FANOUT_QUEUE as usize == c::FANOUT_QUEUE);
+    assert!(PKTRING_FANOUT_LB as usize == c::FANOUT_LB);
+    assert!(PKTRING_FANOUT_FLAG_ROLLOVER as usize == c::FANOUT_FLAG_ROLLOVER);
+    assert!(PKTRING_FANOUT_MAX_MEMBERS == c::FANOUT_MAX_MEMBERS);
 };
 
 /// EtherTypes the capture selects, in host byte order.
@@ -268,7 +305,7 @@ impl Layout {
 }
 
 /// Which packets a ring captures: where its hook goes, and what the hook itself must test.
-#[derive(Copy, Clone)]
+#[derive(Copy, Clone, PartialEq, Eq)]
 pub(crate) struct Selection {
     /// The hook point.
     pub(crate) hook: Hook,
@@ -370,6 +407,9 @@ pub(crate) struct Stats {
     pub(crate) drops: u64,
     /// Packets the filter rejected: no slot taken.
     pub(crate) filtered: u64,
+    /// Of the delivered packets, those meant for another member of the ring's fanout group that
+    /// had no free slot. Not a part of `struct pktring_stats`.
+    pub(crate) rollover: u64,
 }
 
 impl Stats {
@@ -383,6 +423,7 @@ impl Stats {
         self.delivered += other.delivered;
         self.drops += other.drops;
         self.filtered += other.filtered;
+        self.rollover += other.rollover;
     }
 }
 
@@ -400,8 +441,8 @@ pub(crate) struct RingRequest {
 /// Reads the native-endian `N`-byte field at `offset` of `buf`.
 fn field<const N: usize>(buf: &[u8], offset: usize) -> [u8; N] {
     let mut bytes = [0; N];
-    // PANIC: callers pass the offsets of `req`, which the assertions above keep inside
-    // `req::SIZE`, the length of `buf`.
+    // PANIC: callers pass the offsets of `req` with a buffer of `req::SIZE` bytes, or those of
+    // `fanout` with one of `fanout::SIZE`; the assertions above keep the fields inside.
     bytes.copy_from_slice(&buf[offset..offset + N]);
     bytes
 }
@@ -601,4 +642,99 @@ pub(crate) fn write_stats(arg: UserPtr, counters: &Stats, v1: bool) -> Result {
     let size = if v1 { stats::SIZE_V1 } else { stats::SIZE };
     // PANIC: `size` is at most `stats::SIZE`.
     UserSlice::new(arg, size).writer().write_slice(&buf[..size])
+}
+
+/// How a fanout group picks the member for a packet: `struct pktring_fanout`'s `mode`.
+#[derive(Copy, Clone, PartialEq, Eq)]
+pub(crate) enum FanoutMode {
+    /// `PKTRING_FANOUT_CPU`: the producing CPU.
+    Cpu,
+    /// `PKTRING_FANOUT_HASH`: the symmetric flow hash.
+    Hash,
+    /// `PKTRING_FANOUT_QUEUE`: the RX queue.
+    Queue,
+    /// `PKTRING_FANOUT_LB`: round robin.
+    Lb,
+}
+
+impl FanoutMode {
+    /// Returns the name fdinfo and `/proc/pktring` give the mode.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            FanoutMode::Cpu => "cpu",
+            FanoutMode::Hash => "hash",
+            FanoutMode::Queue => "queue",
+            FanoutMode::Lb => "lb",
+        }
+    }
+}
+
+/// A `struct pktring_fanout` of `PKTRING_IOC_JOIN_FANOUT` that passed the checks of
+/// [`FanoutRequest::from_user`].
+#[derive(Copy, Clone, PartialEq, Eq)]
+pub(crate) struct FanoutRequest {
+    /// The group's id in the network namespace.
+    pub(crate) id: u32,
+    pub(crate) mode: FanoutMode,
+    /// `PKTRING_FANOUT_FLAG_ROLLOVER`.
+    pub(crate) rollover: bool,
+}
+
+impl FanoutRequest {
+    /// Reads a `struct pktring_fanout` from user space and checks it: `EFAULT` if it cannot be
+    /// read, `EINVAL` for an unknown mode or flag, or non-zero `members`, `reserved` or
+    /// `rollover` (the fields `PKTRING_IOC_GET_FANOUT` fills in).
+    pub(crate) fn from_user(arg: UserPtr) -> Result<Self> {
+        let buf = UserSlice::new(arg, fanout::SIZE)
+            .reader()
+            .read::<[u8; fanout::SIZE]>()?;
+        let u16_at = |offset| u16::from_ne_bytes(field(&buf, offset));
+        if buf[fanout::MEMBERS..].iter().any(|&b| b != 0) {
+            return Err(EINVAL);
+        }
+        let mode = match u16_at(fanout::MODE) {
+            PKTRING_FANOUT_CPU => FanoutMode::Cpu,
+            PKTRING_FANOUT_HASH => FanoutMode::Hash,
+            PKTRING_FANOUT_QUEUE => FanoutMode::Queue,
+            PKTRING_FANOUT_LB => FanoutMode::Lb,
+            _ => return Err(EINVAL),
+        };
+        let flags = u16_at(fanout::FLAGS);
+        if flags & !PKTRING_FANOUT_FLAG_ROLLOVER != 0 {
+            return Err(EINVAL);
+        }
+        Ok(Self {
+            id: u32::from_ne_bytes(field(&buf, fanout::ID)),
+            mode,
+            rollover: flags & PKTRING_FANOUT_FLAG_ROLLOVER != 0,
+        })
+    }
+}
+
+/// Writes the `struct pktring_fanout` of `PKTRING_IOC_GET_FANOUT`: the group `req` joined, its
+/// `members` now, and the packets this ring took for other members since it was set up.
+pub(crate) fn write_fanout(
+    arg: UserPtr,
+    req: &FanoutRequest,
+    members: u32,
+    rollover: u64,
+) -> Result {
+    let mode = match req.mode {
+        FanoutMode::Cpu => PKTRING_FANOUT_CPU,
+        FanoutMode::Hash => PKTRING_FANOUT_HASH,
+        FanoutMode::Queue => PKTRING_FANOUT_QUEUE,
+        FanoutMode::Lb => PKTRING_FANOUT_LB,
+    };
+    let flags = if req.rollover {
+        PKTRING_FANOUT_FLAG_ROLLOVER
+    } else {
+        0
+    };
+    let mut buf = [0u8; fanout::SIZE];
+    buf[fanout::ID..][..4].copy_from_slice(&req.id.to_ne_bytes());
+    buf[fanout::MODE..][..2].copy_from_slice(&mode.to_ne_bytes());
+    buf[fanout::FLAGS..][..2].copy_from_slice(&flags.to_ne_bytes());
+    buf[fanout::MEMBERS..][..4].copy_from_slice(&members.to_ne_bytes());
+    buf[fanout::ROLLOVER..][..8].copy_from_slice(&rollover.to_ne_bytes());
+    UserSlice::new(arg, fanout::SIZE).writer().write(&buf)
 }
