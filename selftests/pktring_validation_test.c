@@ -229,6 +229,11 @@ TEST_F_TIMEOUT(validation, ioctls, 120)
 		{ "number 4 as _IOR", _IOR(PKTRING_IOC_MAGIC, 4, struct sock_fprog) },
 		{ "DETACH_FILTER as _IOW", _IOW(PKTRING_IOC_MAGIC, 5, int) },
 		{ "number 6", _IO(PKTRING_IOC_MAGIC, 6) },
+		{ "JOIN_FANOUT as _IOR", _IOR(PKTRING_IOC_MAGIC, 6, struct pktring_fanout) },
+		{ "JOIN_FANOUT, size 16", _IOW(PKTRING_IOC_MAGIC, 6, char[16]) },
+		{ "GET_FANOUT as _IOW", _IOW(PKTRING_IOC_MAGIC, 7, struct pktring_fanout) },
+		{ "LEAVE_FANOUT as _IOW", _IOW(PKTRING_IOC_MAGIC, 8, int) },
+		{ "number 9", _IO(PKTRING_IOC_MAGIC, 9) },
 		{ "FIONREAD", FIONREAD },
 		{ "0", 0 },
 	};

@@ -55,7 +55,7 @@ fi
 # of them), one TAP stream each; module (rmmod and reload) must be the last.
 for prog in pktring_ring_test pktring_validation_test pktring_traffic_test \
 	pktring_lifecycle_test pktring_locks_test pktring_access_test \
-	pktring_capture_test pktring_module_test; do
+	pktring_capture_test pktring_fanout_test pktring_module_test; do
 	part run_tests.sh "$prog" --module "$module"
 done
 # The pcap each run sends to the host is named after the run.
