@@ -19,7 +19,7 @@
  *		  [--ping-size B] [--ping-flows F] [--threads T] [--buffers B]
  *		  [--inline-max B] [--spin-us U] [--delay-us D] [--stop-file PATH]
  *		  [--ifname IF] [--udp-port P] [--tcp-port P] [--progress SEC]
- *		  [--details N]
+ *		  [--details N] [--fanout N [--fanout-mode MODE] [--no-rollover]]
  *
  * The ring: block_size 65536, block_nr 4, frame_size 65536, frame_nr 4,
  * IPv4 at PRE_ROUTING on --ifname (default: the guest's test device,
@@ -79,7 +79,17 @@
  * and 50,000; --long makes them 10,000,000 and 500,000. With
  * --expect-corruption (for the test-only module built without the owner
  * map) it passes iff at least --min-corrupt corrupt frames were seen, and
- * stops 3 s after that. The last line is machine-readable:
+ * stops 3 s after that.
+ *
+ * With --fanout N the ring is N such rings, the members of one fanout group
+ * (PKTRING_IOC_JOIN_FANOUT; mode lb, cpu, hash or queue, lb by default, with
+ * rollover unless --no-rollover), each read by its own reader thread as the
+ * single ring is, and verified by the same verifiers: every producing CPU
+ * still fills every member in lb mode, and rollover makes a producer claim
+ * in a member another CPU was picked for. A frame in two members is a
+ * duplicate (flow, seq), as a frame published twice is.
+ *
+ * The last line is machine-readable:
  *
  *	race_test: RESULT pass|fail verified=X large=Y corrupt=Z seconds=S
  */
@@ -122,6 +132,7 @@
 #define MAX_UDP_SEQ		(1ull << 32)
 #define MAX_TCP_CONNS		4096
 #define STALL_SEC		5.0	/* a claimed slot never released */
+#define MAX_MEMBERS		16	/* --fanout */
 /*
  * TCP flows of one pktgen request are flow_base + 0 .. streams - 1; race.sh
  * raises flow_base by 100 per request and runs at most 64 streams, so a flow
@@ -187,6 +198,8 @@ struct opts {
 	unsigned int ping_rate, ping_size, ping_flows;
 	const char *stop_file, *ifname;
 	unsigned int udp_port, tcp_port;
+	unsigned int fanout, fanout_mode;
+	bool no_rollover;
 };
 
 static struct opts o = {
@@ -194,6 +207,7 @@ static struct opts o = {
 	.timeout = 900, .progress = 10, .threads = 2, .delay_us = 0, .buffers = 32, .spin_us = 0, .inline_max = 4096,
 	.ping_rate = 0, .ping_size = 64, .ping_flows = 8,
 	.details = 8, .ifname = PKTRING_GUEST_IFNAME, .udp_port = 9000, .tcp_port = 9100,
+	.fanout = 0, .fanout_mode = PKTRING_FANOUT_LB,
 };
 
 /* What the frames must say about the capture device. */
@@ -851,7 +865,8 @@ static void usage(void)
 	       "                 [--ping-size B] [--ping-flows F] [--threads T] [--buffers B]\n"
 	       "                 [--inline-max B] [--spin-us U] [--delay-us D] [--stop-file PATH]\n"
 	       "                 [--ifname IF] [--udp-port P] [--tcp-port P] [--progress SEC]\n"
-	       "                 [--details N]\n");
+	       "                 [--details N] [--fanout N [--fanout-mode lb|cpu|hash|queue]\n"
+	       "                 [--no-rollover]]\n");
 	exit(2);
 }
 
@@ -878,7 +893,7 @@ static void parse(int argc, char **argv)
 {
 	enum { O_MINF = 256, O_MINL, O_LONG, O_TIMEOUT, O_EXPECT, O_MINC, O_THREADS, O_DELAY,
 	       O_BUFS, O_STOP, O_IF, O_UPORT, O_TPORT, O_PROGRESS, O_DETAILS, O_SPIN, O_INLINE,
-	       O_PRATE, O_PSIZE, O_PFLOWS };
+	       O_PRATE, O_PSIZE, O_PFLOWS, O_FANOUT, O_FMODE, O_NOROLL };
 	static const struct option lo[] = {
 		{ "min-frames", required_argument, NULL, O_MINF },
 		{ "min-large", required_argument, NULL, O_MINL },
@@ -900,6 +915,9 @@ static void parse(int argc, char **argv)
 		{ "ping-rate", required_argument, NULL, O_PRATE },
 		{ "ping-size", required_argument, NULL, O_PSIZE },
 		{ "ping-flows", required_argument, NULL, O_PFLOWS },
+		{ "fanout", required_argument, NULL, O_FANOUT },
+		{ "fanout-mode", required_argument, NULL, O_FMODE },
+		{ "no-rollover", no_argument, NULL, O_NOROLL },
 		{ "help", no_argument, NULL, 'h' },
 		{ }
 	};
@@ -927,6 +945,20 @@ static void parse(int argc, char **argv)
 		case O_PRATE: o.ping_rate = num(optarg, 1000000); break;
 		case O_PSIZE: o.ping_size = num(optarg, 1400); break;
 		case O_PFLOWS: o.ping_flows = num(optarg, 4096); break;
+		case O_FANOUT: o.fanout = num(optarg, MAX_MEMBERS); break;
+		case O_FMODE:
+			if (!strcmp(optarg, "lb"))
+				o.fanout_mode = PKTRING_FANOUT_LB;
+			else if (!strcmp(optarg, "cpu"))
+				o.fanout_mode = PKTRING_FANOUT_CPU;
+			else if (!strcmp(optarg, "hash"))
+				o.fanout_mode = PKTRING_FANOUT_HASH;
+			else if (!strcmp(optarg, "queue"))
+				o.fanout_mode = PKTRING_FANOUT_QUEUE;
+			else
+				usage();
+			break;
+		case O_NOROLL: o.no_rollover = true; break;
 		default: usage();
 		}
 	}
@@ -959,76 +991,53 @@ static void spin_us(unsigned int us)
 		;
 }
 
-int main(int argc, char **argv)
-{
-	struct pktring_req req = {
-		.size = sizeof(req), .version = PKTRING_VERSION,
-		.block_size = RING_BLOCK_SIZE, .block_nr = RING_BLOCK_NR,
-		.frame_size = RING_FRAME_SIZE, .frame_nr = RING_FRAME_NR,
-		.family = PKTRING_FAMILY_IPV4, .hook = PKTRING_HOOK_PRE_ROUTING,
-	};
-	double t0, t_end, last, first_corrupt = 0, wait_since = 0;
-	uint64_t last_v = 0, last_l = 0, index = 0, spins = 0;
-	struct copy *small;
-	struct pktring_stats st = { 0 }, sum = { 0 };
-	unsigned int slot = 0, fpb, nthreads;
-	pthread_t *tids, ping_tid;
-	uint8_t *ring;
-	bool pass;
+/* One ring of the capture (of its fanout group, with --fanout) and its reader. */
+struct member {
+	unsigned int idx;
 	int fd;
+	uint8_t *ring;
+	struct copy *small;	/* the inline copy buffer */
+	uint64_t frames;	/* frames this reader took */
+	pthread_t tid;
+};
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (inet_pton(AF_INET, PKTRING_HOST_IP4, host_ip) != 1 ||
-	    inet_pton(AF_INET, PKTRING_GUEST_IP4, guest_ip) != 1)
-		fatal("testnet.h: bad PKTRING_HOST_IP4 or PKTRING_GUEST_IP4");
-	parse(argc, argv);
-	atexit(create_stop_file);
-	read_env();
-	req.ifindex = env.ifindex;
+static struct member members[MAX_MEMBERS];
+static unsigned int nmembers = 1;
+static double t0, first_corrupt;
+static bool stop;	/* set by reader 0 when done_yet() says so */
 
-	fd = open("/dev/pktring", O_RDWR);
-	if (fd < 0)
-		fatal("open /dev/pktring: %s", strerror(errno));
-	if (ioctl(fd, PKTRING_IOC_SET_RING, &req) || ioctl(fd, PKTRING_IOC_GET_INFO, &env.info))
-		fatal("setting up the ring: %s", strerror(errno));
-	ring = mmap(NULL, env.info.mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (ring == MAP_FAILED)
-		fatal("mmap: %s", strerror(errno));
-	fpb = env.info.block_size / env.info.frame_size;
-	if (udp_blackhole() < 0)
-		printf("# race_test: note: no UDP socket on port %u (%s)\n", o.udp_port, strerror(errno));
+static bool stopping(void)
+{
+	return __atomic_load_n(&stop, __ATOMIC_ACQUIRE);
+}
 
-	printf("# race_test: ring of %u x %u-byte frames (snaplen %u), IPv4 at PRE_ROUTING on %s "
-	       "(ifindex %d, %d RX queues, %d CPUs)\n",
-	       env.info.frame_nr, env.info.frame_size, env.info.snaplen, o.ifname, env.ifindex,
-	       env.rx_queues, env.ncpus);
-	if (o.expect_corruption)
-		printf("# race_test: expecting corruption (at least %llu corrupt frames) within %.0f s\n",
-		       (unsigned long long)o.min_corrupt, o.timeout);
-	else
-		printf("# race_test: target: %llu frames verified, %llu over 60 KB, 0 corrupt, within %.0f s\n",
-		       (unsigned long long)o.min_frames, (unsigned long long)o.min_large, o.timeout);
-	if (o.ping_rate)
-		printf("# race_test: pinging %u.%u.%u.%u at %u/s (%u flows, %u-byte payloads) beside the host's traffic\n",
-		       host_ip[0], host_ip[1], host_ip[2], host_ip[3], o.ping_rate, o.ping_flows,
-		       o.ping_size);
-	printf("# race_test: consumer: frames up to %u bytes checked inline, larger ones by %u verifier threads (%u copy buffers); spins %u us before sleeping, %u us delay per frame\n",
-	       o.inline_max, o.threads, o.buffers, o.spin_us, o.delay_us);
+/* Reader 0 decides when the run is done and shows the progress; the others follow. */
+static bool reader_done(const struct member *m, double *last, uint64_t *last_v, uint64_t *last_l)
+{
+	if (m->idx) {
+		return stopping();
+	}
+	if (o.progress && now() - *last >= o.progress)
+		progress(t0, last, last_v, last_l);
+	if (done_yet(t0, &first_corrupt)) {
+		__atomic_store_n(&stop, true, __ATOMIC_RELEASE);
+		return true;
+	}
+	return false;
+}
 
-	queue_init(o.buffers, env.info.frame_size);
-	small = calloc(1, sizeof(*small));
-	if (!small || !(small->data = malloc(env.info.frame_size)))
-		fatal("out of memory");
-	nthreads = o.threads;
-	tids = calloc(nthreads, sizeof(*tids));
-	for (unsigned int i = 0; i < nthreads; i++)
-		if (pthread_create(&tids[i], NULL, verifier, NULL))
-			fatal("pthread_create");
-	if (o.ping_rate && pthread_create(&ping_tid, NULL, pinger, NULL))
-		fatal("pthread_create");
-	ioctl(fd, PKTRING_IOC_GET_STATS, &st);	/* start counting from here */
+/*
+ * Reads m's ring in ring order: waits for each frame, copies it out, hands
+ * the slot back, and checks the copy inline or has a verifier check it.
+ */
+static void *reader(void *arg)
+{
+	struct member *m = arg;
+	double last = t0, wait_since = 0;
+	uint64_t last_v = 0, last_l = 0, index = 0, spins = 0;
+	unsigned int slot = 0, fpb = env.info.block_size / env.info.frame_size;
+	uint8_t *ring = m->ring;
 
-	t0 = last = now();
 	for (;;) {
 		struct pktring_frame *f = (void *)(ring + (slot / fpb) * env.info.block_size +
 						   (slot % fpb) * env.info.frame_size);
@@ -1037,7 +1046,7 @@ int main(int argc, char **argv)
 		uint32_t len;
 
 		if (!(status & TP_STATUS_USER)) {
-			struct pollfd pfd = { .fd = fd, .events = POLLIN };
+			struct pollfd pfd = { .fd = m->fd, .events = POLLIN };
 			double t;
 
 			/* Spin a while first: a wake-up costs more than a frame. */
@@ -1050,9 +1059,7 @@ int main(int argc, char **argv)
 				wait_since = t;
 			if (t - wait_since < o.spin_us / 1e6)
 				continue;
-			if (o.progress && t - last >= o.progress)
-				progress(t0, &last, &last_v, &last_l);
-			if (done_yet(t0, &first_corrupt))
+			if (reader_done(m, &last, &last_v, &last_l))
 				break;
 			if (t - wait_since > STALL_SEC) {
 				/*
@@ -1073,8 +1080,8 @@ int main(int argc, char **argv)
 				if (s < env.info.frame_nr) {
 					ADD(cnt.corrupt, 1);
 					ADD(cnt.kind[C_RING_STALL], 1);
-					printf("# race_test: CORRUPT ring: slot %u not released for %.0f s while slot %u is ready\n",
-					       slot, t - wait_since, (slot + s) % env.info.frame_nr);
+					printf("# race_test: CORRUPT ring %u: slot %u not released for %.0f s while slot %u is ready\n",
+					       m->idx, slot, t - wait_since, (slot + s) % env.info.frame_nr);
 					slot = (slot + s) % env.info.frame_nr;
 				}
 				wait_since = 0;
@@ -1090,29 +1097,130 @@ int main(int argc, char **argv)
 		if (len > env.info.frame_size || len < sizeof(*f))
 			len = env.info.frame_size;
 		/* Small frames are checked right here, large ones by the verifiers. */
-		c = len <= o.inline_max ? small : get_free();
+		c = len <= o.inline_max ? m->small : get_free();
 		memcpy(c->data, f, len);
 		c->len = len;
 		c->status = status;
 		c->slot = slot;
 		c->index = index++;
 		__atomic_store_n(&f->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
-		if (c == small)
+		if (c == m->small)
 			consume(c);
 		else
 			put_ready(c);
 		slot = (slot + 1) % env.info.frame_nr;
 		if (o.delay_us)
 			spin_us(o.delay_us);
-		if ((index & 255) == 0) {
-			double t = now();
-
-			if (o.progress && t - last >= o.progress)
-				progress(t0, &last, &last_v, &last_l);
-			if (done_yet(t0, &first_corrupt))
-				break;
-		}
+		if ((index & 255) == 0 && reader_done(m, &last, &last_v, &last_l))
+			break;
 	}
+	m->frames = index;
+	return NULL;
+}
+
+/* Opens and sets up member m (joining the group first with --fanout) and maps it. */
+static void member_setup(struct member *m, const struct pktring_req *req)
+{
+	struct pktring_fanout join = {
+		.id = (uint32_t)getpid(), .mode = (uint16_t)o.fanout_mode,
+		.flags = o.no_rollover ? 0 : PKTRING_FANOUT_FLAG_ROLLOVER,
+	};
+
+	m->fd = open("/dev/pktring", O_RDWR);
+	if (m->fd < 0)
+		fatal("open /dev/pktring: %s", strerror(errno));
+	if (o.fanout && ioctl(m->fd, PKTRING_IOC_JOIN_FANOUT, &join))
+		fatal("joining the fanout group: %s", strerror(errno));
+	if (ioctl(m->fd, PKTRING_IOC_SET_RING, req) || ioctl(m->fd, PKTRING_IOC_GET_INFO, &env.info))
+		fatal("setting up the ring: %s", strerror(errno));
+	m->ring = mmap(NULL, env.info.mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, m->fd, 0);
+	if (m->ring == MAP_FAILED)
+		fatal("mmap: %s", strerror(errno));
+	m->small = calloc(1, sizeof(*m->small));
+	if (!m->small || !(m->small->data = malloc(env.info.frame_size)))
+		fatal("out of memory");
+}
+
+static const char *fanout_mode_name(unsigned int mode)
+{
+	switch (mode) {
+	case PKTRING_FANOUT_CPU: return "cpu";
+	case PKTRING_FANOUT_HASH: return "hash";
+	case PKTRING_FANOUT_QUEUE: return "queue";
+	default: return "lb";
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct pktring_req req = {
+		.size = sizeof(req), .version = PKTRING_VERSION,
+		.block_size = RING_BLOCK_SIZE, .block_nr = RING_BLOCK_NR,
+		.frame_size = RING_FRAME_SIZE, .frame_nr = RING_FRAME_NR,
+		.family = PKTRING_FAMILY_IPV4, .hook = PKTRING_HOOK_PRE_ROUTING,
+	};
+	double t_end, last;
+	uint64_t last_v = 0, last_l = 0;
+	struct pktring_stats st = { 0 }, sum = { 0 };
+	unsigned int nthreads;
+	pthread_t *tids, ping_tid;
+	bool pass;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (inet_pton(AF_INET, PKTRING_HOST_IP4, host_ip) != 1 ||
+	    inet_pton(AF_INET, PKTRING_GUEST_IP4, guest_ip) != 1)
+		fatal("testnet.h: bad PKTRING_HOST_IP4 or PKTRING_GUEST_IP4");
+	parse(argc, argv);
+	atexit(create_stop_file);
+	read_env();
+	req.ifindex = env.ifindex;
+	if (o.fanout)
+		nmembers = o.fanout;
+	for (unsigned int i = 0; i < nmembers; i++) {
+		members[i].idx = i;
+		member_setup(&members[i], &req);
+	}
+	if (udp_blackhole() < 0)
+		printf("# race_test: note: no UDP socket on port %u (%s)\n", o.udp_port, strerror(errno));
+
+	printf("# race_test: ring of %u x %u-byte frames (snaplen %u), IPv4 at PRE_ROUTING on %s "
+	       "(ifindex %d, %d RX queues, %d CPUs)\n",
+	       env.info.frame_nr, env.info.frame_size, env.info.snaplen, o.ifname, env.ifindex,
+	       env.rx_queues, env.ncpus);
+	if (o.fanout)
+		printf("# race_test: a fanout group of %u such rings, mode %s, %s, one reader each\n",
+		       nmembers, fanout_mode_name(o.fanout_mode),
+		       o.no_rollover ? "no rollover" : "rollover");
+	if (o.expect_corruption)
+		printf("# race_test: expecting corruption (at least %llu corrupt frames) within %.0f s\n",
+		       (unsigned long long)o.min_corrupt, o.timeout);
+	else
+		printf("# race_test: target: %llu frames verified, %llu over 60 KB, 0 corrupt, within %.0f s\n",
+		       (unsigned long long)o.min_frames, (unsigned long long)o.min_large, o.timeout);
+	if (o.ping_rate)
+		printf("# race_test: pinging %u.%u.%u.%u at %u/s (%u flows, %u-byte payloads) beside the host's traffic\n",
+		       host_ip[0], host_ip[1], host_ip[2], host_ip[3], o.ping_rate, o.ping_flows,
+		       o.ping_size);
+	printf("# race_test: consumer: frames up to %u bytes checked inline, larger ones by %u verifier threads (%u copy buffers); spins %u us before sleeping, %u us delay per frame\n",
+	       o.inline_max, o.threads, o.buffers, o.spin_us, o.delay_us);
+
+	queue_init(o.buffers, env.info.frame_size);
+	nthreads = o.threads;
+	tids = calloc(nthreads, sizeof(*tids));
+	for (unsigned int i = 0; i < nthreads; i++)
+		if (pthread_create(&tids[i], NULL, verifier, NULL))
+			fatal("pthread_create");
+	if (o.ping_rate && pthread_create(&ping_tid, NULL, pinger, NULL))
+		fatal("pthread_create");
+	for (unsigned int i = 0; i < nmembers; i++)
+		ioctl(members[i].fd, PKTRING_IOC_GET_STATS, &st);	/* start counting from here */
+
+	t0 = last = now();
+	for (unsigned int i = 0; i < nmembers; i++)
+		if (pthread_create(&members[i].tid, NULL, reader, &members[i]))
+			fatal("pthread_create");
+	for (unsigned int i = 0; i < nmembers; i++)
+		pthread_join(members[i].tid, NULL);
 	t_end = now();
 	if (o.ping_rate) {
 		ping_stop = true;
@@ -1120,9 +1228,17 @@ int main(int argc, char **argv)
 	}
 	/* Stop the traffic loop before the verifiers finish the backlog. */
 	create_stop_file();
-	if (!ioctl(fd, PKTRING_IOC_GET_STATS, &st)) {
-		sum.packets += st.packets;
-		sum.drops += st.drops;
+	for (unsigned int i = 0; i < nmembers; i++) {
+		struct pktring_fanout fo = { 0 };
+
+		if (!ioctl(members[i].fd, PKTRING_IOC_GET_STATS, &st)) {
+			sum.packets += st.packets;
+			sum.drops += st.drops;
+		}
+		if (o.fanout && !ioctl(members[i].fd, PKTRING_IOC_GET_FANOUT, &fo))
+			printf("# race_test: member %u: %llu frames read, %llu packets, %llu dropped, %llu rolled over to it\n",
+			       i, (unsigned long long)members[i].frames, (unsigned long long)st.packets,
+			       (unsigned long long)st.drops, (unsigned long long)fo.rollover);
 	}
 	pthread_mutex_lock(&q.lock);
 	q.done = true;
@@ -1176,7 +1292,9 @@ int main(int argc, char **argv)
 		       pass ? "pass" : "fail", (unsigned long long)cnt.verified,
 		       (unsigned long long)cnt.large, (unsigned long long)cnt.corrupt, t);
 	}
-	munmap(ring, env.info.mmap_size);
-	close(fd);
+	for (unsigned int i = 0; i < nmembers; i++) {
+		munmap(members[i].ring, env.info.mmap_size);
+		close(members[i].fd);
+	}
 	return pass ? 0 : 1;
 }

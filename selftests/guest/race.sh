@@ -1,18 +1,24 @@
 #!/bin/sh
 # The producer-race reproducer, run in the guest (busybox sh): race_test
 # against the real module (the owner map must keep every frame intact), then
-# against the test-only build without the owner map (the same load must
-# corrupt frames, which shows that the reproducer catches the race). Prints
-# one TAP line per run; exits 0 only if both pass.
+# through a fanout group of the real module's rings (race_test --fanout: lb
+# with rollover, each member read by its own thread), then against the
+# test-only build without the owner map (the same load must corrupt frames,
+# which shows that the reproducer catches the race). Prints one TAP line per
+# run; exits 0 only if all pass.
 #
 #	race.sh [--long] [--min-frames N] [--min-large M] [--timeout SEC]
-#		[--only owner|noowner] [--module PATH] [--noowner-module PATH]
+#		[--only owner|fanout|noowner] [--module PATH] [--noowner-module PATH]
+#		[--fanout N] [--fanout-frames N] [--fanout-large M]
 #		[--tcp-seconds S] [--udp-seconds S] [--streams N] [--udp-rate PPS]
 #		[--ping-rate PPS] [-- extra race_test arguments]
 #
 # --long	the long run: 10,000,000 frames, 500,000 of them over 60 KB
 #		(race_test --long), with a 3-hour timeout
-# --only	run one of the two
+# --only	run one of the three
+# --fanout	members of the fanout run's group (3); its targets are
+#		--fanout-frames and --fanout-large (200,000 and 10,000), or
+#		--long's
 #
 # Load, until race_test is done (it creates a stop file):
 #  - the host, request after request (pktring-traffic; the host serves one
@@ -48,6 +54,9 @@ streams=8
 udp_rate=10000
 ping_rate=2000
 extra=
+fanout=3
+fanout_frames=200000
+fanout_large=10000
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -56,6 +65,9 @@ while [ $# -gt 0 ]; do
 	--min-large) min_large=$2; shift 2 ;;
 	--timeout) timeout=$2; shift 2 ;;
 	--only) only=$2; shift 2 ;;
+	--fanout) fanout=$2; shift 2 ;;
+	--fanout-frames) fanout_frames=$2; shift 2 ;;
+	--fanout-large) fanout_large=$2; shift 2 ;;
 	--module) module=$2; shift 2 ;;
 	--noowner-module) noowner_module=$2; shift 2 ;;
 	--tcp-seconds) tcp_seconds=$2; shift 2 ;;
@@ -195,6 +207,33 @@ if [ -z "$only" ] || [ "$only" = owner ]; then
 			ok "race: owner map: $v frames verified ($l over 60 KB), 0 corrupt in $s s"
 		else
 			not_ok "race: owner map: ${v:-?} frames verified (${l:-?} over 60 KB), ${c:-?} corrupt in ${s:-?} s (race_test rc $RC)"
+		fi
+	fi
+fi
+
+# --- through a fanout group: no corrupt frame, none in two members ------
+if [ -z "$only" ] || [ "$only" = fanout ]; then
+	unload
+	mark=$(dmesg_mark)
+	if [ "$long" = 1 ]; then
+		fanout_args="--long --timeout $timeout"
+	else
+		fanout_args="--min-frames $fanout_frames --min-large $fanout_large --timeout $timeout"
+	fi
+	if ! load "$module" "$mark"; then
+		not_ok "race: fanout group: $module loads"
+	else
+		diag "race: $module, race_test --fanout $fanout $fanout_args $extra"
+		# shellcheck disable=SC2086
+		run_race fanout --fanout "$fanout" $fanout_args
+		unload
+		v=$(field verified) l=$(field large) c=$(field corrupt) s=$(field seconds)
+		if ! dmesg_clean "$mark"; then
+			not_ok "race: fanout group of $fanout: kernel log has warnings (${v:-?} frames verified, ${c:-?} corrupt)"
+		elif [ "$RC" -eq 0 ]; then
+			ok "race: fanout group of $fanout: $v frames verified ($l over 60 KB), 0 corrupt in $s s"
+		else
+			not_ok "race: fanout group of $fanout: ${v:-?} frames verified (${l:-?} over 60 KB), ${c:-?} corrupt in ${s:-?} s (race_test rc $RC)"
 		fi
 	fi
 fi
