@@ -14,7 +14,7 @@ export PATH := /usr/bin:$(PATH):$(HOME)/.cargo/bin
 
 KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) RUSTC=/usr/bin/rustc
 
-.PHONY: modules noowner debug-module setup kernel kernel-debug clippy rustfmt-check clean run shell test test-debug vng-test kunit bench series series-export
+.PHONY: modules noowner debug-module setup kernel kernel-debug clippy rustfmt-check clean run shell test test-debug vng-test kunit bench soak series series-export
 
 modules: $(if $(filter $(CACHE)/%,$(KDIR)),kernel)
 	+$(KMAKE) modules
@@ -86,6 +86,10 @@ kunit:
 
 bench:
 	@bash bench/run.sh
+
+# The race reproducer's long runs (hours; not part of `make test`): scripts/soak.sh.
+soak:
+	@bash scripts/soak.sh
 
 # The patch series as a git branch, for editing it as commits (scripts/series.sh):
 # `make series` checks kernel/patches out as the branch "series" of a work tree in

@@ -62,9 +62,9 @@ if [ "${flavours[*]}" != kunit ]; then
 	step "host checks"
 	rc=0; grep -qE '(^|\s)(warning|error)' "$LOGDIR/module.log" && rc=1
 	host_result $rc "rust_pktring.ko builds with no compiler, clippy or objtool warning"
-	rc=0; git -C "$TOP" ls-files 'rust_pktring*.rs' ring.rs uapi.rs | xargs grep -nwE 'unsafe' | grep -vE '^\S+:[0-9]+:\s*//' && rc=1
+	rc=0; git -C "$TOP" ls-files 'rust_pktring*.rs' fanout.rs ring.rs uapi.rs | xargs grep -nwE 'unsafe' | grep -vE '^\S+:[0-9]+:\s*//' && rc=1
 	host_result $rc "the module has no unsafe code"
-	rc=0; (cd "$TOP" && rustfmt --edition 2021 --check rust_pktring.rs ring.rs uapi.rs >/dev/null) || rc=1
+	rc=0; (cd "$TOP" && rustfmt --edition 2021 --check rust_pktring.rs fanout.rs ring.rs uapi.rs >/dev/null) || rc=1
 	host_result $rc "the module is rustfmt clean"
 	rc=0; printf '#include "rust_pktring_uapi.h"\nint main(void) { return 0; }\n' |
 		gcc -Wall -Werror -I"$TOP" -x c -o /dev/null - || rc=1
