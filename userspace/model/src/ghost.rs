@@ -40,9 +40,9 @@ pub enum Invariant {
     /// Fanout: the group drops a packet only after every member's claim refused it.
     DroppedUnrefused,
     /// Fanout: the counters add up. Each member's `delivered` is the number of packets found
-    /// in it (read, or left in its ring), the members' `delivered` and the group's `drops` add
-    /// up to the packets sent, and each member's `rollovers` is the number of packets found in
-    /// it that were chosen for another member.
+    /// in it (read, or left in its ring), the members' `delivered` and `drops` add up to the
+    /// packets sent, each member's `rollovers` is the number of packets found in it that were
+    /// chosen for another member, and its `drops` the number dropped that were chosen for it.
     FanoutCounters,
 }
 

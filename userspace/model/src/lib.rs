@@ -281,9 +281,11 @@
 //! The lock order is one ring lock at a time. Each claim takes its member's lock, tests the
 //! head slot, and releases the lock before the next member's claim takes that member's; no path
 //! holds two ring locks, so there is no order between them to keep. A refusal is not a drop: the
-//! member does not count it in [`Stats::drops`] and sets no `TP_STATUS_LOSING` for it. The
-//! group counts the packets every member refused; the member that takes a packet chosen for
-//! another counts it in [`Stats::rollovers`], under its lock.
+//! member does not count it in [`Stats::drops`] and sets no `TP_STATUS_LOSING` for it. A packet
+//! every member refused is one drop of the member chosen for it, counted under that member's
+//! lock (so that its next frames carry `TP_STATUS_LOSING`, as a lone ring's do after a drop), as
+//! `fanout.rs` in the module has it; the member that takes a packet chosen for another counts it
+//! in [`Stats::rollovers`], under its lock.
 //!
 //! Checked, in every interleaving explored:
 //!
@@ -295,9 +297,9 @@
 //! - a packet is dropped only after every member's claim refused it: the ghost records each
 //!   refusal, and checks them at the drop ([`Invariant::DroppedUnrefused`]);
 //! - the counters add up: each member's `delivered` is the number of packets found in it, the
-//!   members' `delivered` and the group's drops add up to the packets sent, each member's
-//!   `rollovers` is the number of packets found in it that were chosen for the other, and no
-//!   member counts a drop ([`Invariant::FanoutCounters`]).
+//!   members' `delivered` and `drops` add up to the packets sent, each member's `rollovers` is
+//!   the number of packets found in it that were chosen for the other, and its `drops` the
+//!   number of dropped packets that were chosen for it ([`Invariant::FanoutCounters`]).
 //!
 //! The configurations, two producers with two packets each unless said (times in debug, one
 //! test at a time):

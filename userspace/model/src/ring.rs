@@ -407,6 +407,12 @@ impl Ring {
         claim
     }
 
+    /// Counts a drop of a packet that every member of a fanout group refused, in the member
+    /// chosen for it: under this ring's lock, as [`Ring::claim`] counts its own.
+    pub(crate) fn count_drop(&self) {
+        self.lock().stats.drops += 1;
+    }
+
     /// Fanout's claim: [`Ring::claim`], but a refusal is not counted as a drop (the packet may
     /// roll over to another member), and a claim for a packet chosen for another member
     /// (`rollover`) is counted in [`Stats::rollovers`]. Takes this ring's lock and no other.
