@@ -8,14 +8,16 @@
  *			network namespace (no traffic)
  *	fanout		groups on loopback traffic: every packet in exactly
  *			one member; hash keeps both directions of a flow in
- *			one member; cpu members see only their CPUs;
+ *			one member; cpu members see only their CPUs; queue
+ *			members only their RX queues (host traffic);
  *			rollover loses nothing while a member has room, and a
  *			full group's drops are the picked member's; members
  *			join and leave while packets arrive
  *
  * Every packet is a UDP datagram to 127.0.0.1 with a pktgen payload (flow,
  * seq), captured at PRE_ROUTING on lo (ifindex 1), so the tests need no
- * host. In every test: packets = delivered + drops + filtered, per member.
+ * host; but queue mode's, which takes the host's datagrams on the
+ * multiqueue test device. In every test: packets = delivered + drops + filtered, per member.
  */
 #include "pktring_test_lib.h"
 
@@ -620,6 +622,49 @@ TEST_F_TIMEOUT(fanout, cpu_members_see_their_cpu, 120)
 	}
 	EXPECT_EQ(0u, bad);
 	EXPECT_EQ(members * each, total);
+}
+
+/* queue: members = RX queues (at most 4) of the test device; each sees its queues only. */
+TEST_F_TIMEOUT(fanout, queue_members_see_their_queue, 120)
+{
+	const unsigned int count = 400;
+	unsigned int members, i, k, bad = 0, total = 0, used = 0;
+	struct pktring_stats st;
+	struct pktring_req req;
+
+	REQUIRE_TRAFFIC();
+	members = MIN(test_if_rx_queues(), 4);
+	if (members < 2)
+		SKIP(return, "one RX queue");
+	req_init(&req, 4096, 256, 2048);
+	for (i = 0; i < members; i++)
+		ASSERT_EQ(0, member_create(&self->r[i], &req, GROUP_ID, PKTRING_FANOUT_QUEUE, 0));
+	EXPECT_EQ(count, send_and_settle(_metadata, 9057, 32, count, 200, 0));
+	for (i = 0; i < members; i++) {
+		const struct ring *r = &self->r[i];
+		unsigned int mine = 0;
+
+		for (k = 0; k < r->info.frame_nr; k++) {
+			const struct pktring_frame *f = ring_frame(r, k);
+			const uint8_t *ip = (const uint8_t *)f + f->tp_net;
+
+			if (!(frame_status(f) & TP_STATUS_USER) || ip[0] != 0x45 ||
+			    ip[9] != IPPROTO_UDP || get16be(ip + 22) != 9057)
+				continue;
+			mine++;
+			if (f->rx_queue == PKTRING_NO_RX_QUEUE || f->rx_queue % members != i) {
+				if (bad++ < 5)
+					TH_LOG("member %u has a frame from RX queue %u", i, f->rx_queue);
+			}
+		}
+		total += mine;
+		used += mine > 0;
+		check_accounting(_metadata, r, &st, "member");
+		EXPECT_EQ(0u, st.drops);
+	}
+	EXPECT_EQ(0u, bad);
+	EXPECT_EQ(count, total);
+	EXPECT_LE(2u, used) TH_LOG("the host's flows all came through one queue");
 }
 
 /*
