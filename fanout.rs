@@ -137,13 +137,14 @@ impl Group {
 
     /// Publishes the member array `array`: the members there are now, but for `leaving`, and then
     /// `joining`. Returns when no producer can be using the array it replaced. Called under
-    /// [`Fanout::groups`], which makes it the only writer, with no other lock held.
+    /// [`Fanout::groups`], which makes it the only writer, in process context with no other lock
+    /// held, where [`RcuSlot::replace`] does not fail.
     fn publish(
         &self,
         mut array: KBox<Members>,
         leaving: Option<&Arc<Ring>>,
         joining: Option<&Arc<Ring>>,
-    ) {
+    ) -> Result {
         let mut push = |ring: &Arc<Ring>| {
             // By the invariant of `Members` there is room for every member a group may have
             // (`join` checks the count): `push` does not allocate, and cannot fail.
@@ -159,9 +160,11 @@ impl Group {
         if let Some(ring) = joining {
             push(ring);
         }
-        self.count.store(array.len() as u32, Ordering::Relaxed);
-        // The old array, dropped after the grace period that `replace` waits for.
-        drop(self.members.replace(Some(array)));
+        let count = array.len() as u32;
+        // The old array is dropped after the grace period that `replace` waits for.
+        self.members.replace(Some(array))?;
+        self.count.store(count, Ordering::Relaxed);
+        Ok(())
     }
 }
 
@@ -244,7 +247,7 @@ impl Fanout {
                 if group.members() as usize >= PKTRING_FANOUT_MAX_MEMBERS {
                     return Err(ENOSPC);
                 }
-                group.publish(array, None, Some(ring));
+                group.publish(array, None, Some(ring))?;
                 (key, group)
             }
             None => {
@@ -260,7 +263,7 @@ impl Fanout {
                     },
                     GFP_KERNEL,
                 )?;
-                group.publish(array, None, Some(ring));
+                group.publish(array, None, Some(ring))?;
                 let node = RBTreeNodeReservation::new(GFP_KERNEL)?;
                 let hook =
                     KBox::pin_init(Registration::register(net, opts, group.clone()), GFP_KERNEL)?;
@@ -341,7 +344,9 @@ impl Membership {
             return true;
         }
         if let Some(array) = array {
-            self.group.publish(array, Some(&self.ring), None);
+            // Process context, bottom halves enabled: `publish` cannot fail. Were it to, the ring
+            // would stay in the array, which keeps it alive, and only be filled for nothing.
+            let _ = self.group.publish(array, Some(&self.ring), None);
         }
         true
     }
