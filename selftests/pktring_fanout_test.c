@@ -20,6 +20,7 @@
  * multiqueue test device. In every test: packets = delivered + drops + filtered, per member.
  */
 #include "pktring_test_lib.h"
+#include "pktring_netlink.h"
 
 #include <sched.h>
 #include <sys/wait.h>
@@ -281,6 +282,7 @@ FIXTURE_TEARDOWN(fanout_checks)
 TEST_F(fanout_checks, bad_requests)
 {
 	struct pktring_fanout f;
+	char line[128];
 	struct pktring_req req;
 	int fd, lone;
 
@@ -314,6 +316,8 @@ TEST_F(fanout_checks, bad_requests)
 	EXPECT_EQ(-ENOENT, get_fanout(fd, &f));
 
 	ASSERT_EQ(0, join_fanout(fd, GROUP_ID, PKTRING_FANOUT_HASH, PKTRING_FANOUT_FLAG_ROLLOVER));
+	EXPECT_STREQ("id=24301 mode=hash rollover=1 members=0 rolled=0",
+		     fdinfo(fd, "pktring-fanout", line, sizeof(line)));
 	EXPECT_EQ(-EALREADY, join_fanout(fd, GROUP_ID, PKTRING_FANOUT_HASH, 0));
 	EXPECT_EQ(-EALREADY, join_fanout(fd, GROUP_ID + 1, PKTRING_FANOUT_LB, 0));
 	ASSERT_EQ(0, get_fanout(fd, &f));
@@ -329,6 +333,9 @@ TEST_F(fanout_checks, bad_requests)
 	lo_req(&req, 16);
 	ASSERT_EQ(0, set_ring(fd, &req));
 	EXPECT_EQ(1u, members_of(fd));
+	EXPECT_STREQ("id=24301 mode=hash rollover=1 members=1 rolled=0",
+		     fdinfo(fd, "pktring-fanout", line, sizeof(line)));
+	EXPECT_STREQ("capturing", fdinfo(fd, "pktring-state", line, sizeof(line)));
 	EXPECT_EQ(-EALREADY, join_fanout(fd, GROUP_ID, PKTRING_FANOUT_HASH, 0))
 		TH_LOG("a member joining again");
 
@@ -346,6 +353,8 @@ TEST_F(fanout_checks, bad_requests)
 	EXPECT_EQ(-ENOENT, leave_fanout(fd));
 	ASSERT_EQ(0, get_fanout(fd, &f));
 	EXPECT_EQ(0u, f.members);
+	EXPECT_STREQ("left", fdinfo(fd, "pktring-state", line, sizeof(line)));
+	EXPECT_STREQ("", fdinfo(lone, "pktring-fanout", line, sizeof(line)));
 	EXPECT_EQ(-EALREADY, join_fanout(fd, GROUP_ID, PKTRING_FANOUT_HASH, 0));
 }
 
@@ -461,6 +470,48 @@ TEST_F(fanout_checks, namespaced_ids)
 	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		TH_LOG("child in a new namespace: status %d", status);
 	EXPECT_EQ(1u, members_of(self->r[0].fd));
+}
+
+/*
+ * A group's device goes away: its hook is taken down and every member ends
+ * (POLLERR, info.error ENETDOWN), and a ring that then joins the group gets
+ * ENODEV. Once its members are gone, the id is free again.
+ */
+TEST_F(fanout_checks, device_gone)
+{
+	struct pktring_info info;
+	struct pktring_req req;
+	unsigned int i;
+	int ifindex;
+
+	ASSERT_EQ(0, veth_fresh("pktfo0", "pktfo1"));
+	ifindex = if_nametoindex("pktfo0");
+	ASSERT_LT(0, ifindex);
+	req_init(&req, 4096, 8, 2048);
+	req.hook = PKTRING_HOOK_INGRESS;
+	req.ifindex = ifindex;
+	for (i = 0; i < 2; i++)
+		ASSERT_EQ(0, member_create(&self->r[i], &req, GROUP_ID, PKTRING_FANOUT_LB, 0));
+	ASSERT_EQ(0, link_del(ifindex));
+	for (i = 0; i < 2; i++) {
+		struct pollfd pfd = { .fd = self->r[i].fd, .events = POLLIN };
+
+		EXPECT_EQ(1, poll(&pfd, 1, 5000)) TH_LOG("member %u not woken", i);
+		EXPECT_TRUE(pfd.revents & POLLERR) TH_LOG("member %u: revents %#x", i, pfd.revents);
+		ASSERT_EQ(0, ioctl(self->r[i].fd, PKTRING_IOC_GET_INFO, &info));
+		EXPECT_EQ((uint32_t)ENETDOWN, info.error);
+	}
+	EXPECT_EQ(-ENODEV, member_create(&self->r[2], &req, GROUP_ID, PKTRING_FANOUT_LB, 0));
+	ring_destroy(&self->r[2]);
+	ring_destroy(&self->r[0]);
+	ring_destroy(&self->r[1]);
+	/* The group went with its members: the same id and request now get the device's ENODEV. */
+	EXPECT_EQ(-ENODEV, member_create(&self->r[2], &req, GROUP_ID, PKTRING_FANOUT_LB, 0));
+	req.hook = PKTRING_HOOK_PRE_ROUTING;
+	req.ifindex = LO_IFINDEX;
+	ring_destroy(&self->r[2]);
+	EXPECT_EQ(0, member_create(&self->r[2], &req, GROUP_ID, PKTRING_FANOUT_LB, 0));
+	EXPECT_EQ(1u, members_of(self->r[2].fd));
 }
 
 /* ------------------------------------------------------------------ */

@@ -148,6 +148,29 @@ static UNUSED int module_refcnt(void)
 	return n;
 }
 
+/* The value of line "key:\t" of fd's fdinfo, or "" if there is none. */
+static UNUSED const char *fdinfo(int fd, const char *key, char *out, size_t len)
+{
+	char path[64], line[256];
+	size_t klen = strlen(key);
+	FILE *f;
+
+	out[0] = 0;
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "r");
+	if (!f)
+		return out;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, key, klen) && line[klen] == ':' && line[klen + 1] == '\t') {
+			line[strcspn(line, "\n")] = 0;
+			snprintf(out, len, "%s", line + klen + 2);
+			break;
+		}
+	}
+	fclose(f);
+	return out;
+}
+
 /*
  * main() of every program: -l and -h work anywhere; without the device the
  * whole program skips.

@@ -24,6 +24,14 @@
 # tcpdump), a bad expression and an old `-d DURATION` (exit 2, one line), a
 # local-out capture into LINKTYPE_RAW, and `pktring list` and /proc/pktring
 # of a running capture (and `pktring list` without the module).
+# Fanout: 1500 host packets in 16 flows through `--fanout hash --threads 3`
+# into fo-%d.pcap: three files that hold exactly the packets their member
+# lines report, which add up to the totals; every packet sent in exactly one
+# of them (pcap_verify over the files, where the tree has it), each flow in
+# one file (tcpdump), and mergecap merging them; two round-robin rings into
+# pcapng stopped by -c 600 in all; a member whose group has another mode
+# (EINVAL, one line); and the usage errors (--threads without %d or without
+# --fanout, a bad mode: exit 2).
 
 . "${PKTRING_TESTNET:-/etc/pktring/testnet.env}"
 module=${PKTRING_MODULE:-/lib/modules/rust_pktring.ko}
@@ -38,6 +46,7 @@ done
 dst=$PKTRING_GUEST_IP4
 ifname=$PKTRING_GUEST_IFNAME
 tmp=/tmp/cli.$$
+here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$tmp"
 n=0
 failed=0
@@ -88,6 +97,12 @@ check_capture() {
 		not_ok "$name: pcap of $size bytes, want $written packets of $caplen bytes, $sent sent"
 		diag "$out"
 	fi
+}
+
+# members FILE: the member lines of a fanout capture's summary, one
+# "INDEX WRITTEN KPACKETS KDROPS KFILTERED ROLLOVER FILE" line each.
+members() {
+	sed -n 's/^member \([0-9]*\): *\([0-9]*\) packets (kernel: \([0-9]*\) packets, \([0-9]*\) drops, \([0-9]*\) filtered, \([0-9]*\) rollover) in \(.*\)$/\1 \2 \3 \4 \5 \6 \7/p' "$1"
 }
 
 # start_capture OUT ARGS...: `pktring ARGS` in the background ($pid), output
@@ -358,6 +373,136 @@ if command -v ping >/dev/null; then
 else
 	skip "a local-out capture" "no ping"
 fi
+
+# Fanout: three rings in a hash group, a thread and a file each. The rings
+# hold 2048 frames each, more than the 1500 packets sent: nothing may drop.
+capture_traffic "$tmp/fo.out" "-w $tmp/fo-%d.pcap --fanout hash --threads 3 -i $ifname --family ipv4 --blocks 64" \
+	udp --dst $dst --flows 16 --count 1500 --size 200 --rate 1000
+summary "$tmp/fo.out"
+members "$tmp/fo.out" >"$tmp/fo.members"
+# Each file holds what its member line says; the lines add up to the totals.
+bad=0 sum=0 ksum=0
+while read -r index mwritten mkpackets mkdrops mkfiltered mrollover mfile; do
+	[ "$mfile" = "$tmp/fo-$index.pcap" ] && [ -f "$mfile" ] &&
+		[ "$(wc -c <"$mfile")" -eq $((24 + mwritten * 258)) ] &&
+		[ "$mkpackets" -eq $((mwritten + mkdrops + mkfiltered)) ] || bad=$((bad + 1))
+	sum=$((sum + mwritten)) ksum=$((ksum + mkpackets))
+done <"$tmp/fo.members"
+if grep -q '^# capture exit status 0$' "$tmp/fo.out" && [ "$(wc -l <"$tmp/fo.members")" = 3 ] && [ "$bad" = 0 ] &&
+	[ "$sum" = "$written" ] && [ "$ksum" = "$kpackets" ] && [ "$kpackets" = 1500 ] && [ "$kdrops" = 0 ] &&
+	[ "$corrupt" = 0 ] && [ "$written" = 1500 ] &&
+	grep -q "at pre-routing on $ifname: 3 rings in fanout group [0-9]* (hash)" "$tmp/fo.out" &&
+	grep -q "^file: *$tmp/fo-%d.pcap (pcap, 3 files)" "$tmp/fo.out"; then
+	ok "--fanout hash --threads 3: $(awk '{ printf "%s%s", sep, $2; sep = " + " }' "$tmp/fo.members") = $written packets in fo-0..2.pcap"
+else
+	not_ok "--fanout hash --threads 3: 3 files of 1500 packets in all (member lines $sum, total ${written:-none}, $bad bad)"
+	diag "$tmp/fo.out"
+fi
+verify=$(command -v pcap_verify || echo "$here/../pcap_verify")
+if [ -x "$verify" ]; then
+	# One pcap stream of the three files (the same header): every packet
+	# sent, each once.
+	{ cat "$tmp/fo-0.pcap"; tail -c +25 "$tmp/fo-1.pcap"; tail -c +25 "$tmp/fo-2.pcap"; } |
+		"$verify" --count 1500 --flows 16 --size 200 >"$tmp/verify" 2>&1
+	rc=$?
+	if [ "$rc" = 0 ]; then
+		ok "fanout: every packet sent in exactly one of the files: $(cat "$tmp/verify")"
+	else
+		not_ok "fanout: every packet sent in exactly one of the files (pcap_verify exit $rc)"
+		diag "$tmp/verify"
+	fi
+else
+	skip "fanout: every packet sent in exactly one of the files" "no pcap_verify (make -C selftests)"
+fi
+if command -v tcpdump >/dev/null; then
+	# tcpdump reads each file; a flow (its addresses and ports) is in one.
+	bad=0
+	: >"$tmp/fo.flows"
+	while read -r index mwritten rest; do
+		tcpdump -r "$tmp/fo-$index.pcap" -nn 2>/dev/null >"$tmp/fo.read"
+		[ "$(wc -l <"$tmp/fo.read")" = "$mwritten" ] || bad=$((bad + 1))
+		awk '{ print $3, $5 }' "$tmp/fo.read" | sort -u >>"$tmp/fo.flows"
+	done <"$tmp/fo.members"
+	flows=$(wc -l <"$tmp/fo.flows")
+	twice=$(sort "$tmp/fo.flows" | uniq -d | wc -l)
+	if [ "$bad" = 0 ] && [ "$flows" = 16 ] && [ "$twice" = 0 ]; then
+		ok "fanout hash: tcpdump reads the 3 files, each of the 16 flows in one of them"
+	else
+		not_ok "fanout hash: tcpdump read $bad files wrong, $flows flows, $twice in two files"
+		diag "$tmp/fo.flows"
+	fi
+else
+	skip "fanout hash: tcpdump reads the 3 files, each of the 16 flows in one of them" "no tcpdump"
+fi
+if command -v mergecap >/dev/null && command -v tcpdump >/dev/null; then
+	mergecap -w "$tmp/fo-all.pcapng" "$tmp"/fo-*.pcap 2>"$tmp/err"
+	merged=$(tcpdump -r "$tmp/fo-all.pcapng" -nn 2>/dev/null | wc -l)
+	if [ "$merged" = "$written" ]; then
+		ok "mergecap -w all.pcapng fo-*.pcap, as --help says: $merged packets"
+	else
+		not_ok "mergecap -w all.pcapng fo-*.pcap: $merged packets, want $written"
+		diag "$tmp/err"
+	fi
+else
+	skip "mergecap -w all.pcapng fo-*.pcap, as --help says" "no mergecap or tcpdump"
+fi
+rm -f "$tmp"/fo-*.pcap "$tmp"/fo-all.pcapng
+
+# Round robin into pcapng, -c 600 in all: the capture stops at 600 packets
+# across its two files, though the host sends 1000.
+start_capture "$tmp/fong.out" capture -w "$tmp/fong-%d.pcapng" --fanout lb --threads 2 -c 600 --duration 120s \
+	-i "$ifname" --family ipv4 --blocks 64
+pktring-traffic udp --dst $dst --flows 4 --count 1000 --size 200 --rate 1000 >/dev/null 2>&1
+wait "$pid"
+echo "# capture exit status $?" >>"$tmp/fong.out"
+summary "$tmp/fong.out"
+members "$tmp/fong.out" >"$tmp/fong.members"
+sum=$(awk '{ w += $2 } END { print w + 0 }' "$tmp/fong.members")
+bad=0
+if command -v tcpdump >/dev/null; then
+	while read -r index mwritten rest; do
+		[ "$(tcpdump -r "$tmp/fong-$index.pcapng" -nn 2>/dev/null | wc -l)" = "$mwritten" ] || bad=$((bad + 1))
+	done <"$tmp/fong.members"
+fi
+if grep -q '^# capture exit status 0$' "$tmp/fong.out" && [ "$written" = 600 ] && [ "$sum" = 600 ] && [ "$bad" = 0 ] &&
+	[ "$(wc -l <"$tmp/fong.members")" = 2 ] && [ -s "$tmp/fong-0.pcapng" ] && [ -s "$tmp/fong-1.pcapng" ] &&
+	[ "$(od -An -tx4 -N 4 "$tmp/fong-0.pcapng" | tr -d ' ')" = 0a0d0d0a ] &&
+	grep -q "^file: .*fong-%d.pcapng (pcapng, 2 files)" "$tmp/fong.out"; then
+	ok "--fanout lb --threads 2 -c 600: $(awk '{ printf "%s%s", sep, $2; sep = " + " }' "$tmp/fong.members") = 600 packets in 2 pcapng files"
+else
+	not_ok "--fanout lb --threads 2 -c 600: $sum in the member lines, ${written:-none} in all, $bad files tcpdump reads otherwise"
+	diag "$tmp/fong.out"
+fi
+
+# A member that does not match its group: another capture's group 4242 is
+# hash, this one asks for lb.
+start_capture "$tmp/grp.out" capture -w "$tmp/grp-%d.pcap" --fanout hash --fanout-id 4242 --duration 60s -i "$ifname"
+gpid=$pid
+pktring capture -w "$tmp/grp2-%d.pcap" --fanout lb --fanout-id 4242 --duration 1s -i "$ifname" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+kill -INT "$gpid"
+wait "$gpid"
+if [ "$rc" = 1 ] && [ "$(wc -l <"$tmp/err")" = 1 ] && [ ! -e "$tmp/grp2-0.pcap" ] &&
+	grep -q '^pktring: the module refused a member of fanout group 4242 (EINVAL): .*--fanout-id$' "$tmp/err"; then
+	ok "a fanout group of another mode: exit 1, one line: $(cat "$tmp/err")"
+else
+	not_ok "a fanout group of another mode: exit $rc, want 1 and one line on EINVAL"
+	diag "$tmp/err"
+fi
+
+pktring capture -w "$tmp/x.pcap" --fanout hash --threads 3 >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ "$rc" = 2 ] && [ "$(wc -l <"$tmp/err")" = 1 ] && [ ! -e "$tmp/x.pcap" ] && [ ! -e "$tmp/x-0.pcap" ] &&
+	grep -qF "pktring: -w $tmp/x.pcap has no %d: with --threads 3 each ring writes its own file" "$tmp/err"; then
+	ok "--threads 3 without %d in -w: exit 2, one line, no file"
+else
+	not_ok "--threads 3 without %d in -w: exit $rc, want 2 and one line"
+	diag "$tmp/err"
+fi
+expect_error "--threads 2 without --fanout: exit 2" 2 "pktring: --threads 2 needs --fanout MODE" -- \
+	pktring capture -w "$tmp/x-%d.pcap" --threads 2
+expect_error "a bad --fanout mode: exit 2" 2 "invalid value 'rss' for '--fanout <MODE>'" -- \
+	pktring capture -w "$tmp/x-%d.pcap" --fanout rss --threads 2
 
 # pktring list and /proc/pktring: a capture running in the background, the
 # only ring open then, its hook and counters.
