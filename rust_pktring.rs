@@ -17,8 +17,8 @@
 //! `PKTRING_IOC_GET_STATS` returns and clears the counters; `PKTRING_IOC_SET_FILTER` and
 //! `PKTRING_IOC_DETACH_FILTER` set and remove a classic BPF capture filter, before or during
 //! the capture (see "The capture filter" below); `PKTRING_IOC_JOIN_FANOUT`, before set-up, makes
-//! the ring a member of a fanout group and `PKTRING_IOC_GET_FANOUT` reports on it (see "Fanout"
-//! below). The capture stops, and the ring is
+//! the ring a member of a fanout group, `PKTRING_IOC_GET_FANOUT` reports on it and
+//! `PKTRING_IOC_LEAVE_FANOUT` leaves it (see "Fanout" below). The capture stops, and the ring is
 //! freed, when the file is released: once it is closed and no longer mapped (a mapping holds a
 //! reference to its file).
 //!
@@ -124,8 +124,9 @@
 //! A file that joined a group before `PKTRING_IOC_SET_RING` does not register a hook for its
 //! ring: set-up makes the ring a member of the group ([`fanout`]), whose one hook picks a member
 //! for each packet; the file's capture holds the ring's [`Membership`] instead of a hook, and
-//! releasing it leaves the group. The join waits until it is set up because a ring that swapped
-//! its own hook for the group's would see some packets twice or miss some in between.
+//! releasing it leaves the group, if `PKTRING_IOC_LEAVE_FANOUT` did not (after which the ring
+//! stays readable and is filled no more). The join waits until it is set up because a ring that
+//! swapped its own hook for the group's would see some packets twice or miss some in between.
 //!
 //! # Introspection
 //!
