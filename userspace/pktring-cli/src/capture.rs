@@ -6,7 +6,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -16,13 +16,14 @@ use pktring::{Frame, Ring};
 use crate::sink::Record;
 
 /// How often the progress line, and the kernel's counters it shows, are refreshed.
-const TICK: Duration = Duration::from_millis(250);
+pub(crate) const TICK: Duration = Duration::from_millis(250);
 
 /// How long the consumer waits at most without a progress line (it reads the counters only at
 /// the end then): the latency of a signal that lands just before a wait, which does not end it.
 const QUIET_TICK: Duration = Duration::from_secs(1);
 
 /// When a capture stops, besides a signal.
+#[derive(Clone, Copy)]
 pub(crate) struct Limits {
     /// After this many packets.
     pub(crate) count: Option<u64>,
@@ -31,6 +32,7 @@ pub(crate) struct Limits {
 }
 
 /// What to print.
+#[derive(Clone, Copy)]
 pub(crate) struct Output {
     /// Nothing but errors.
     pub(crate) quiet: bool,
@@ -52,6 +54,46 @@ pub(crate) trait FrameSource {
 
     /// Returns how many times the consumer was woken while waiting for frames.
     fn wakeups(&self) -> u64;
+
+    /// Stops the ring from capturing while its frames stay readable, at the end of a capture;
+    /// returns `true` if it did, and the frames left are then taken (drained) before the end.
+    /// A lone ring does not: it captures until it is closed, and what it holds then is lost.
+    fn leave(&mut self) -> Result<bool> {
+        Ok(false)
+    }
+}
+
+/// The packets a capture may still write (`-c COUNT`), shared by the consumers of a fanout
+/// group: a consumer takes one for each frame before it writes it, so that the files hold
+/// COUNT packets in all.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    count: Option<u64>,
+    taken: AtomicU64,
+}
+
+impl Budget {
+    /// `count` packets (`None`: no limit).
+    pub(crate) fn new(count: Option<u64>) -> Self {
+        Self {
+            count,
+            taken: AtomicU64::new(0),
+        }
+    }
+
+    /// Returns `true` once every packet of the budget is taken.
+    fn exhausted(&self) -> bool {
+        self.count
+            .is_some_and(|count| self.taken.load(Ordering::Relaxed) >= count)
+    }
+
+    /// Takes one packet; `false` if none was left (another consumer took the last one).
+    fn take(&self) -> bool {
+        match self.count {
+            None => true,
+            Some(count) => self.taken.fetch_add(1, Ordering::Relaxed) < count,
+        }
+    }
 }
 
 impl FrameSource for Ring {
@@ -137,7 +179,7 @@ impl Cost {
     }
 
     /// What was spent from `start` to `self`.
-    fn since(self, start: Self) -> Self {
+    pub(crate) fn since(self, start: Self) -> Self {
         Self {
             wakeups: self.wakeups.saturating_sub(start.wakeups),
             user: self.user.saturating_sub(start.user),
@@ -203,6 +245,24 @@ impl Summary {
         self.kernel.drops += stats.drops;
         self.kernel.filtered += stats.filtered;
     }
+
+    /// Adds what another consumer of the same capture saw (a member of its fanout group): its
+    /// counts, its spread; the longest elapsed time; the first reason to have ended. (Not the
+    /// cost, which is the process's.)
+    pub(crate) fn merge(&mut self, other: &Summary) {
+        self.packets += other.packets;
+        self.corrupt += other.corrupt;
+        self.add_kernel(other.kernel);
+        for (&cpu, &n) in &other.per_cpu {
+            *self.per_cpu.entry(cpu).or_default() += n;
+        }
+        for (&queue, &n) in &other.per_queue {
+            *self.per_queue.entry(queue).or_default() += n;
+        }
+        self.elapsed = self.elapsed.max(other.elapsed);
+        self.ended = self.ended.or(other.ended);
+        self.filter |= other.filter;
+    }
 }
 
 impl fmt::Display for Summary {
@@ -260,20 +320,51 @@ fn spread(counts: impl Iterator<Item = String>) -> String {
 }
 
 /// The live progress line.
-struct Progress {
+pub(crate) struct Progress {
     since: Instant,
     packets: u64,
 }
 
 impl Progress {
-    fn show(&mut self, summary: &Summary, now: Instant) {
-        let rate = (summary.packets - self.packets) as f64 / (now - self.since).as_secs_f64();
-        eprint!(
-            "\r{} packets, {} drops, {rate:.0} packets/s\x1b[K",
-            summary.packets, summary.kernel.drops
-        );
-        (self.since, self.packets) = (now, summary.packets);
+    /// The line of a capture that starts at `start`.
+    pub(crate) fn new(start: Instant) -> Self {
+        Self {
+            since: start,
+            packets: 0,
+        }
     }
+
+    /// Shows `packets` written and `drops` so far.
+    pub(crate) fn show(&mut self, packets: u64, drops: u64, now: Instant) {
+        let rate = packets.saturating_sub(self.packets) as f64
+            / (now - self.since).as_secs_f64().max(1e-9);
+        eprint!("\r{packets} packets, {drops} drops, {rate:.0} packets/s\x1b[K");
+        (self.since, self.packets) = (now, packets);
+    }
+}
+
+/// A consumer's counts so far, for another thread's progress line: what a member of a fanout
+/// group has written, and its kernel drops, published every [`TICK`].
+#[derive(Debug, Default)]
+pub(crate) struct Live {
+    pub(crate) packets: AtomicU64,
+    pub(crate) drops: AtomicU64,
+}
+
+/// How one consumer runs: when it stops, and what it shows.
+pub(crate) struct Run<'a> {
+    /// The packets it may write, shared with the other members of its group.
+    pub(crate) budget: &'a Budget,
+    /// When it stops (`--duration`), shared with the other members of its group.
+    pub(crate) deadline: Option<Instant>,
+    /// A signal, or another member that took the last packet of the budget or failed.
+    pub(crate) stop: &'a AtomicBool,
+    /// Its own progress line (a lone ring).
+    pub(crate) progress: bool,
+    /// Where to publish its counts every [`TICK`] for a progress line of the whole group.
+    pub(crate) live: Option<&'a Live>,
+    /// Measure what the capture costs the process (a lone ring: for a group, the caller does).
+    pub(crate) cost: bool,
 }
 
 /// Takes frames from `source` and hands each to `sink` until `limits` or `stop`; returns what
@@ -284,34 +375,61 @@ pub(crate) fn consume(
     limits: &Limits,
     stop: &AtomicBool,
     output: &Output,
+    sink: impl FnMut(&Frame<'_>) -> Result<()>,
+) -> Result<Summary> {
+    let budget = Budget::new(limits.count);
+    let run = Run {
+        budget: &budget,
+        deadline: limits.duration.map(|duration| Instant::now() + duration),
+        stop,
+        progress: output.progress,
+        live: None,
+        cost: true,
+    };
+    consume_run(source, &run, sink)
+}
+
+/// [`consume`] as `run` says: until its budget, its deadline or its stop flag. Once it stops,
+/// a source that [leaves](FrameSource::leave) its group is drained: every frame it holds is
+/// taken (as long as the budget lasts). Taking the last packet of the budget sets the stop
+/// flag, for the other members of a group.
+pub(crate) fn consume_run(
+    source: &mut impl FrameSource,
+    run: &Run<'_>,
     mut sink: impl FnMut(&Frame<'_>) -> Result<()>,
 ) -> Result<Summary> {
     let start = Instant::now();
-    let deadline = limits.duration.map(|duration| start + duration);
+    let (budget, deadline, stop) = (run.budget, run.deadline, run.stop);
     let mut summary = Summary::default();
-    let mut progress = output.progress.then_some(Progress {
-        since: start,
-        packets: 0,
-    });
-    let interval = if progress.is_some() { TICK } else { QUIET_TICK };
+    let mut progress = run.progress.then(|| Progress::new(start));
+    let interval = if progress.is_some() || run.live.is_some() {
+        TICK
+    } else {
+        QUIET_TICK
+    };
     let mut tick = start + interval;
-    let cost_at_start = Cost::of_self().map(|cost| Cost {
+    let cost_at_start = run.cost.then(Cost::of_self).flatten().map(|cost| Cost {
         wakeups: source.wakeups(),
         ..cost
     });
     let mut spread = Spread::default();
+    // A frame taken from the ring: written if the budget has a packet left for it.
+    let mut deliver = |frame: &Frame<'_>, summary: &mut Summary, spread: &mut Spread| {
+        if budget.take() {
+            sink(frame)?;
+            summary.packets += 1;
+            spread.count(frame);
+        }
+        Ok::<_, anyhow::Error>(())
+    };
     'capture: while !stop.load(Ordering::Relaxed) {
         // Every frame that is ready, in a row: no clock, no system call between them.
         for _ in 0..DRAIN_BATCH {
-            if limits.count.is_some_and(|count| summary.packets >= count) {
+            if budget.exhausted() {
                 break 'capture;
             }
             match source.try_next() {
-                Ok(Some(frame)) => {
-                    sink(&frame)?;
-                    summary.packets += 1;
-                    spread.count(&frame);
-                }
+                Ok(Some(frame)) => deliver(&frame, &mut summary, &mut spread)?,
                 Ok(None) => break,
                 Err(pktring::Error::Corrupt(_)) => summary.corrupt += 1,
                 Err(err) => return Err(err.into()),
@@ -322,22 +440,24 @@ pub(crate) fn consume(
             break;
         }
         if now >= tick {
-            if let Some(progress) = &mut progress {
+            if progress.is_some() || run.live.is_some() {
                 summary.add_kernel(source.take_stats()?);
-                progress.show(&summary, now);
+            }
+            if let Some(progress) = &mut progress {
+                progress.show(summary.packets, summary.kernel.drops, now);
+            }
+            if let Some(live) = run.live {
+                live.packets.store(summary.packets, Ordering::Relaxed);
+                live.drops.store(summary.kernel.drops, Ordering::Relaxed);
             }
             tick = now + interval;
         }
-        if limits.count.is_some_and(|count| summary.packets >= count) {
+        if budget.exhausted() {
             break;
         }
         let wake = deadline.map_or(tick, |deadline| deadline.min(tick));
         match source.next_frame(wake - now) {
-            Ok(Some(frame)) => {
-                sink(&frame)?;
-                summary.packets += 1;
-                spread.count(&frame);
-            }
+            Ok(Some(frame)) => deliver(&frame, &mut summary, &mut spread)?,
             Ok(None) => {}
             Err(pktring::Error::Corrupt(_)) => summary.corrupt += 1,
             Err(pktring::Error::Ended { errno }) => {
@@ -347,9 +467,28 @@ pub(crate) fn consume(
             Err(err) => return Err(err.into()),
         }
     }
+    if budget.exhausted() {
+        // The other members of the group stop too.
+        stop.store(true, Ordering::Relaxed);
+    }
+    if source.leave()? {
+        // Nothing fills the ring any more: what it holds is the capture's too.
+        while !budget.exhausted() {
+            match source.try_next() {
+                Ok(Some(frame)) => deliver(&frame, &mut summary, &mut spread)?,
+                Ok(None) => break,
+                Err(pktring::Error::Corrupt(_)) => summary.corrupt += 1,
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
     spread.into_summary(&mut summary);
     summary.elapsed = start.elapsed();
     summary.add_kernel(source.take_stats()?);
+    if let Some(live) = run.live {
+        live.packets.store(summary.packets, Ordering::Relaxed);
+        live.drops.store(summary.kernel.drops, Ordering::Relaxed);
+    }
     summary.cost = cost_at_start.and_then(|at_start| {
         let now = Cost {
             wakeups: source.wakeups(),
@@ -679,6 +818,144 @@ mod tests {
             Some(rustix::io::Errno::NETDOWN.raw_os_error())
         );
         assert!(summary.elapsed < Duration::from_secs(5));
+    }
+
+    /// A member of a fanout group over a ring in memory: it leaves its group at the end.
+    struct Member<'a>(RingReader<'a>);
+
+    impl FrameSource for Member<'_> {
+        fn try_next(&mut self) -> Result<Option<Frame<'_>>, pktring::Error> {
+            FrameSource::try_next(&mut self.0)
+        }
+
+        fn next_frame(&mut self, timeout: Duration) -> Result<Option<Frame<'_>>, pktring::Error> {
+            FrameSource::next_frame(&mut self.0, timeout)
+        }
+
+        fn take_stats(&mut self) -> Result<PktringStats, pktring::Error> {
+            FrameSource::take_stats(&mut self.0)
+        }
+
+        fn wakeups(&self) -> u64 {
+            self.0.wakeups()
+        }
+
+        fn leave(&mut self) -> Result<bool> {
+            Ok(true)
+        }
+    }
+
+    /// Fills `n` frames of `producer`'s ring, the first byte of each its number from `first`.
+    fn fill(producer: &pktring::fake::Producer<'_>, first: u8, n: u8) {
+        for seq in first..first + n {
+            let mut claim = producer.claim().unwrap();
+            claim.fill(&FakePacket {
+                data: &packet(60, seq),
+                ..FakePacket::default()
+            });
+            claim.release(TP_STATUS_USER);
+        }
+    }
+
+    #[test]
+    fn a_member_drains_its_ring_once_it_has_left() {
+        let mut ring = FakeRing::new(Geometry::default(), 0).unwrap();
+        let (reader, producer) = ring.split();
+        fill(&producer, 0, 5);
+        // Stopped before it took a frame: a member still takes the five its ring holds...
+        let stop = AtomicBool::new(true);
+        let budget = Budget::new(None);
+        let run = Run {
+            budget: &budget,
+            deadline: None,
+            stop: &stop,
+            progress: false,
+            live: None,
+            cost: false,
+        };
+        let mut member = Member(reader);
+        let mut seen = Vec::new();
+        let summary = consume_run(&mut member, &run, |frame| {
+            seen.push(frame.data()[0]);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!((summary.packets, seen), (5, vec![0, 1, 2, 3, 4]));
+        assert_eq!(summary.cost, None, "a member does not measure the process");
+        // ... as many as the budget lets it.
+        fill(&producer, 5, 5);
+        let budget = Budget::new(Some(3));
+        let run = Run {
+            budget: &budget,
+            ..run
+        };
+        let summary = consume_run(&mut member, &run, |_| Ok(())).unwrap();
+        assert_eq!(summary.packets, 3);
+        // A lone ring does not leave: stopped, it takes nothing more.
+        let mut reader = member.0;
+        let limits = Limits {
+            count: None,
+            duration: None,
+        };
+        let summary = consume(&mut reader, &limits, &stop, &QUIET, |_| Ok(())).unwrap();
+        assert_eq!(summary.packets, 0);
+    }
+
+    #[test]
+    fn members_share_the_count() {
+        let (mut one, mut two) = (
+            FakeRing::new(Geometry::default(), 0).unwrap(),
+            FakeRing::new(Geometry::default(), 0).unwrap(),
+        );
+        let (one, two) = (one.split(), two.split());
+        fill(&one.1, 0, 10);
+        fill(&two.1, 100, 10);
+        let stop = AtomicBool::new(false);
+        let budget = Budget::new(Some(15));
+        let live = [Live::default(), Live::default()];
+        let start = Instant::now();
+        let summaries: Vec<Summary> = thread::scope(|scope| {
+            let threads: Vec<_> = [one.0, two.0]
+                .into_iter()
+                .zip(&live)
+                .map(|(reader, live)| {
+                    let run = Run {
+                        budget: &budget,
+                        deadline: Some(start + Duration::from_secs(30)),
+                        stop: &stop,
+                        progress: false,
+                        live: Some(live),
+                        cost: false,
+                    };
+                    scope.spawn(move || consume_run(&mut Member(reader), &run, |_| Ok(())))
+                })
+                .collect();
+            threads
+                .into_iter()
+                .map(|thread| thread.join().unwrap().unwrap())
+                .collect()
+        });
+        let mut total = Summary::default();
+        for summary in &summaries {
+            total.merge(summary);
+        }
+        assert_eq!(total.packets, 15, "COUNT in all: {summaries:?}");
+        assert!(summaries.iter().all(|summary| summary.packets >= 5));
+        assert!(
+            stop.load(Ordering::Relaxed),
+            "the last packet stops the others"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "not the deadline"
+        );
+        let published: u64 = live
+            .iter()
+            .map(|live| live.packets.load(Ordering::Relaxed))
+            .sum();
+        assert_eq!(published, 15, "the final counts are published");
+        assert_eq!(total.kernel.packets, 2, "both members' counters");
+        assert_eq!(total.per_cpu, BTreeMap::from([(0, 15)]));
     }
 
     #[test]

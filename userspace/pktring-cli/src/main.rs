@@ -6,6 +6,8 @@
 //! ```text
 //! pktring capture -w FILE.pcap|FILE.pcapng [--format F] [--sort-window N] [-c COUNT]
 //!                 [--duration DURATION] [-q] [RING OPTIONS] [EXPRESSION...]
+//! pktring capture --fanout MODE [--threads N] [--fanout-id ID] [--rollover] -w FILE-%d.pcap
+//!                 [the same options]
 //! pktring capture -d|-dd|-ddd [RING OPTIONS] [EXPRESSION...]
 //! pktring stats [--duration DURATION] [RING OPTIONS] [EXPRESSION...]
 //! pktring list [--json]
@@ -15,6 +17,9 @@
 //! them), compiled by libpcap for the capture's link type and attached to the ring before it
 //! starts capturing; `-d` prints the compiled program as `tcpdump -d` does, and exits.
 //!
+//! `capture --fanout` sets up N rings in one fanout group, each packet in one of them, and a
+//! thread per ring writes its own file (`%d` in the name: the ring's index).
+//!
 //! `capture` reports on stderr: a progress line while stderr is a terminal, the summary at the
 //! end. `stats` prints its summary on stdout. Errors are one line on stderr and exit status 1;
 //! bad options and bad filter expressions exit with status 2.
@@ -22,26 +27,29 @@
 use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use pktring::uapi::{SockFilter, PKTRING_ETH_P_ALL, PKTRING_MAX_SNAPLEN};
+use pktring::uapi::{PktringReq, SockFilter, PKTRING_ETH_P_ALL, PKTRING_MAX_SNAPLEN};
 use pktring::{Family, Geometry, Hook, Op, RingBuilder, DEFAULT_DEVICE};
 use rustix::io::Errno;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 mod capture;
+mod fanout;
 mod filter;
 mod list;
 mod pcapng;
 mod sink;
 
-use capture::{Limits, Output};
+use capture::{Budget, Cost, FrameSource, Limits, Live, Output, Progress, Run, Summary};
+use fanout::{Join, Member};
 use filter::LinkType;
-use sink::{Format, Record, Sink};
+use sink::{Format, Order, Record, Sink};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -83,10 +91,24 @@ same link type (tcpdump's -y EN10MB or -y RAW). With a filter on any device, a p
 device without a link-layer header meets the filter from its IP header: name the device (-i).
 
 -d prints the compiled filter as tcpdump -d does (-dd: as C, -ddd: in decimal) and exits; the \
-duration is --duration.")]
+duration is --duration.
+
+Fanout: --fanout MODE sets up --threads N rings (default 1) as one fanout group, which puts each \
+packet the capture selects in one of them: by the CPU that captures it (cpu), by a symmetric \
+flow hash (hash: both directions of a flow in one ring), by RX queue (queue) or in turn (lb); \
+with --rollover, a packet whose ring is full goes to the next ring with room. Each ring gets \
+the filter expression, and a thread of its own, which writes its own file: -w names it, with \
+%d replaced by the ring's index, 0 to N-1 (-w out-%d.pcap: out-0.pcap, out-1.pcap...; with \
+N > 1, -w must have %d). -c COUNT is the packets of all the files together. At the end each \
+ring leaves the group and its thread writes what the ring still holds, so that nothing \
+captured is lost; the summary has a line per ring (packets written; the kernel's packets, \
+drops, filtered and rollover) and the totals. The group's id is --fanout-id (default: the \
+process's pid, so that two captures never share a group). To merge the files into one, in \
+timestamp order: mergecap -w all.pcap out-*.pcap")]
 struct CaptureArgs {
     /// Write the packets to this file (nanosecond timestamps): pcapng if its name ends in
-    /// .pcapng, pcap otherwise.
+    /// .pcapng, pcap otherwise. With --fanout, %d in the name is each ring's index
+    /// (-w out-%d.pcap).
     #[arg(
         short = 'w',
         long = "write",
@@ -107,7 +129,7 @@ struct CaptureArgs {
     /// copies: up to N captured packets of memory.
     #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=65536))]
     sort_window: u32,
-    /// Stop after COUNT packets.
+    /// Stop after COUNT packets (with --fanout: in all the files together).
     #[arg(short = 'c', long, value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
     /// Stop after DURATION (e.g. 10s, 500ms, 2m). Long option only: -d is tcpdump's.
@@ -116,8 +138,83 @@ struct CaptureArgs {
     /// Print nothing but errors.
     #[arg(short = 'q', long)]
     quiet: bool,
+    /// Capture with --threads rings in one fanout group, which puts each packet in one of them
+    /// as MODE says, a thread and a file per ring (see below).
+    #[arg(long, value_enum, value_name = "MODE", conflicts_with = "dump")]
+    fanout: Option<fanout::Mode>,
+    /// The rings of the fanout group: as many threads and files (-w with %d).
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=fanout::PKTRING_FANOUT_MAX_MEMBERS as i64))]
+    threads: u32,
+    /// The fanout group's id in the network namespace (default: this process's pid).
+    #[arg(long, value_name = "ID", requires = "fanout")]
+    fanout_id: Option<u32>,
+    /// In a fanout group, a packet whose ring has no free frame goes to the next ring with one
+    /// (counted in its rollover), rather than being dropped.
+    #[arg(long, requires = "fanout")]
+    rollover: bool,
     #[command(flatten)]
     ring: RingArgs,
+}
+
+/// The fanout group of a capture: what its rings join, and how many there are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Group {
+    join: Join,
+    members: usize,
+    /// The id is the default, this process's: no other capture may be in the group.
+    own_id: bool,
+}
+
+impl CaptureArgs {
+    /// Returns the fanout group, if the capture has one, once the options agree; a
+    /// [`UsageError`] if they do not.
+    fn group(&self) -> Result<Option<Group>, UsageError> {
+        let threads = self.threads;
+        let Some(mode) = self.fanout else {
+            if threads > 1 {
+                return Err(UsageError(format!(
+                    "--threads {threads} needs --fanout MODE (cpu, hash, queue or lb): the \
+                     threads read the rings of a fanout group"
+                )));
+            }
+            return Ok(None);
+        };
+        if let Some(file) = &self.file {
+            if threads > 1 && !fanout::has_index(file) {
+                let example = example_pattern(file);
+                return Err(UsageError(format!(
+                    "-w {} has no %d: with --threads {threads} each ring writes its own file, \
+                     named by -w with %d replaced by its index (-w {} makes {})",
+                    fanout::pattern_name(file),
+                    fanout::pattern_name(&example),
+                    fanout::file_range(&example, threads as usize)
+                )));
+            }
+        }
+        Ok(Some(Group {
+            join: Join {
+                id: self.fanout_id.unwrap_or_else(std::process::id),
+                mode,
+                rollover: self.rollover,
+            },
+            members: threads as usize,
+            own_id: self.fanout_id.is_none(),
+        }))
+    }
+}
+
+/// `file` with `-%d` before its extension: the pattern to suggest for it.
+fn example_pattern(file: &Path) -> PathBuf {
+    let stem = file
+        .file_stem()
+        .map(|stem| stem.to_string_lossy().into_owned());
+    let name = match (stem, file.extension()) {
+        (Some(stem), Some(ext)) => format!("{stem}-%d.{}", ext.to_string_lossy()),
+        (Some(stem), None) => format!("{stem}-%d"),
+        (None, _) => "out-%d.pcap".into(),
+    };
+    file.with_file_name(name)
 }
 
 #[derive(Debug, Args)]
@@ -261,6 +358,29 @@ impl std::fmt::Display for UsageError {
 impl std::error::Error for UsageError {}
 
 impl RingArgs {
+    /// Says what the capture selects, where: `IPv4 at pre-routing on eth0`.
+    fn selection(&self) -> String {
+        let on = self
+            .interface_name()
+            .unwrap_or_else(|| "any interface".into());
+        let family = match (self.ethertype, self.family) {
+            (Some(ethertype), _) if u32::from(ethertype) == PKTRING_ETH_P_ALL => {
+                "every packet".into()
+            }
+            (Some(ethertype), _) => format!("EtherType {ethertype:#06x}"),
+            (None, FamilyArg::Ipv4) => "IPv4".into(),
+            (None, FamilyArg::Ipv6) => "IPv6".into(),
+            (None, FamilyArg::Both) => "IPv4 and IPv6".into(),
+        };
+        format!("{family} at {} on {on}", arg_name(&self.hook))
+    }
+
+    /// `, filter 'EXPRESSION'` for the "capturing" line, if there is a filter expression.
+    fn filter_words(&self) -> String {
+        self.expression()
+            .map_or_else(String::new, |expression| format!(", filter '{expression}'"))
+    }
+
     /// Returns the interface captured on as the user named it, if one was.
     fn interface_name(&self) -> Option<String> {
         match (&self.interface, self.ifindex) {
@@ -441,6 +561,10 @@ fn run(cli: Cli) -> Result<()> {
             },
         ),
     };
+    let group = match &cli.command {
+        Command::Capture(args) => args.group()?,
+        _ => None,
+    };
     let link = ring_args.link_type();
     let program = ring_args.compile(link)?;
     let builder = ring_args.builder()?;
@@ -458,39 +582,35 @@ fn run(cli: Cli) -> Result<()> {
         return Ok(());
     }
     let filtered = program.is_some();
-    let builder = builder.filter(program);
     // Ctrl-C and SIGTERM end the capture cleanly: the wait in `poll()` returns at once.
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [SIGINT, SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop))?;
     }
+    if let (Command::Capture(args), Some(group)) = (&cli.command, group) {
+        let req = builder.filter(program.clone()).request()?;
+        let capture = GroupCapture {
+            args,
+            group,
+            link,
+            program: program.as_deref(),
+            req,
+        };
+        return capture.run(limits, output, &stop);
+    }
+    let builder = builder.filter(program);
     let mut ring = builder.open()?;
     // As tcpdump's "listening on": capture has started, traffic may come.
     if !output.quiet {
         let info = ring.layout().info();
-        let on = ring_args
-            .interface_name()
-            .unwrap_or_else(|| "any interface".into());
-        let family = match (ring_args.ethertype, ring_args.family) {
-            (Some(ethertype), _) if u32::from(ethertype) == PKTRING_ETH_P_ALL => {
-                "every packet".into()
-            }
-            (Some(ethertype), _) => format!("EtherType {ethertype:#06x}"),
-            (None, FamilyArg::Ipv4) => "IPv4".into(),
-            (None, FamilyArg::Ipv6) => "IPv6".into(),
-            (None, FamilyArg::Both) => "IPv4 and IPv6".into(),
-        };
         eprintln!(
-            "pktring: capturing {family} at {} on {on}: {} frames of {} bytes, snaplen {}, \
-             link type {}{}",
-            arg_name(&ring_args.hook),
+            "pktring: capturing {}: {} frames of {} bytes, snaplen {}, link type {}{}",
+            ring_args.selection(),
             info.frame_nr,
             info.frame_size,
             info.snaplen,
             link.name(),
-            ring_args
-                .expression()
-                .map_or_else(String::new, |expression| format!(", filter '{expression}'"))
+            ring_args.filter_words()
         );
     }
     match &cli.command {
@@ -546,6 +666,262 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::List(_) => unreachable!("listed above"),
     }
+}
+
+/// A capture into the rings of a fanout group: a thread and a file per ring.
+struct GroupCapture<'a> {
+    args: &'a CaptureArgs,
+    group: Group,
+    link: LinkType,
+    /// The capture filter, set on every ring.
+    program: Option<&'a [SockFilter]>,
+    /// Every ring's request.
+    req: PktringReq,
+}
+
+/// What a member of the group captured, once its thread is done.
+struct MemberReport {
+    path: PathBuf,
+    summary: Summary,
+    order: Order,
+    rollover: u64,
+    wakeups: u64,
+}
+
+impl GroupCapture<'_> {
+    /// Sets up the rings, one after the other (each joins, gets the filter, is set up: it is
+    /// member `index` of the group from then on), creates their files, and runs a consumer
+    /// thread per ring until the limits, a signal or an error; then prints the summary.
+    fn run(&self, limits: Limits, output: Output, stop: &AtomicBool) -> Result<()> {
+        let (args, group) = (self.args, &self.group);
+        let ring_args = &args.ring;
+        // PANIC: clap requires -w unless -d, which conflicts with --fanout.
+        let pattern = args.file.as_ref().expect("-w FILE");
+        let join = group.join;
+        let mut members = Vec::with_capacity(group.members);
+        for _ in 0..group.members {
+            members.push(Member::open(
+                &ring_args.device,
+                &self.req,
+                self.program,
+                &join,
+            )?);
+        }
+        let in_group = members[0].fanout()?.members as usize;
+        if in_group > group.members && group.own_id {
+            bail!(
+                "fanout group {} (this process's pid, the default --fanout-id) has {} members \
+                 of another capture: name another group with --fanout-id",
+                join.id,
+                in_group - group.members
+            );
+        }
+        let info = *members[0].layout().info();
+        if !output.quiet {
+            eprintln!(
+                "pktring: capturing {}: {} ring{} in fanout group {} ({}{}{}), {} frames of {} \
+                 bytes each, snaplen {}, link type {}{}",
+                ring_args.selection(),
+                group.members,
+                if group.members == 1 { "" } else { "s" },
+                join.id,
+                arg_name(&join.mode),
+                if join.rollover { ", rollover" } else { "" },
+                match in_group - group.members.min(in_group) {
+                    0 => String::new(),
+                    others => format!(", with {others} rings of other captures"),
+                },
+                info.frame_nr,
+                info.frame_size,
+                info.snaplen,
+                self.link.name(),
+                ring_args.filter_words()
+            );
+        }
+        let format = args.format.unwrap_or_else(|| Format::of_path(pattern));
+        let name = ring_args.interface_name().unwrap_or_else(|| "any".into());
+        let expression = ring_args.expression();
+        let interface = pcapng::Interface {
+            name: &name,
+            link_type: self.link.linktype(),
+            snaplen: info.snaplen,
+            filter: expression.as_deref(),
+        };
+        let window = args.sort_window as usize;
+        let mut sinks = Vec::with_capacity(group.members);
+        for index in 0..group.members {
+            let path = fanout::member_path(pattern, index);
+            sinks.push((Sink::create(&path, format, &interface, window)?, path));
+        }
+
+        let start = Instant::now();
+        let wall_start = SystemTime::now();
+        let cost_at_start = Cost::of_self();
+        let budget = Budget::new(limits.count);
+        let deadline = limits.duration.map(|duration| start + duration);
+        let live: Vec<Live> = (0..group.members).map(|_| Live::default()).collect();
+        let reports = thread::scope(|scope| -> Result<Vec<Result<MemberReport>>> {
+            let mut threads = Vec::with_capacity(group.members);
+            for (index, ((member, (sink, path)), live)) in
+                members.into_iter().zip(sinks).zip(&live).enumerate()
+            {
+                let run = Run {
+                    budget: &budget,
+                    deadline,
+                    stop,
+                    progress: false,
+                    live: output.progress.then_some(live),
+                    cost: false,
+                };
+                let thread = thread::Builder::new()
+                    .name(format!("pktring-{index}"))
+                    .spawn_scoped(scope, move || {
+                        let report = self.member(member, sink, path, &run, wall_start);
+                        if report.is_err() {
+                            // The other members stop too: the capture has failed.
+                            stop.store(true, Ordering::Relaxed);
+                        }
+                        report
+                    });
+                match thread {
+                    Ok(thread) => threads.push(thread),
+                    Err(err) => {
+                        stop.store(true, Ordering::Relaxed);
+                        return Err(anyhow::Error::from(err).context("starting a capture thread"));
+                    }
+                }
+            }
+            if output.progress {
+                let mut progress = Progress::new(start);
+                while !threads.iter().all(|thread| thread.is_finished()) {
+                    thread::sleep(capture::TICK);
+                    let sum = |count: fn(&Live) -> &std::sync::atomic::AtomicU64| {
+                        live.iter()
+                            .map(|live| count(live).load(Ordering::Relaxed))
+                            .sum::<u64>()
+                    };
+                    progress.show(sum(|l| &l.packets), sum(|l| &l.drops), Instant::now());
+                }
+                eprintln!();
+            }
+            Ok(threads
+                .into_iter()
+                .map(|thread| thread.join().expect("a capture thread panicked"))
+                .collect())
+        })?;
+        let reports = reports.into_iter().collect::<Result<Vec<_>>>()?;
+
+        let mut total = Summary::default();
+        for report in &reports {
+            total.merge(&report.summary);
+        }
+        total.filter = self.program.is_some();
+        total.cost = cost_at_start.and_then(|at_start| {
+            Some(Cost {
+                wakeups: reports.iter().map(|report| report.wakeups).sum(),
+                ..Cost::of_self()?.since(Cost {
+                    wakeups: 0,
+                    ..at_start
+                })
+            })
+        });
+        if !output.quiet {
+            // On stderr, as tcpdump does: the capture's output is the files.
+            eprintln!(
+                "{}",
+                group_summary(&join, pattern, format, window, &reports, &total)
+            );
+        }
+        ended(&total)
+    }
+
+    /// The thread of one member: takes its frames into its file until the capture stops, then
+    /// leaves the group, drains the ring, and writes the end of the file.
+    fn member(
+        &self,
+        mut member: Member,
+        mut sink: Sink,
+        path: PathBuf,
+        run: &Run<'_>,
+        wall_start: SystemTime,
+    ) -> Result<MemberReport> {
+        let link = self.link;
+        let mut summary = capture::consume_run(&mut member, run, |frame| {
+            sink.write(&Record::of(frame, link))
+        })?;
+        let filtered = self.program.is_some();
+        summary.filter = filtered;
+        let rollover = member.fanout()?.rollover;
+        let wakeups = member.wakeups();
+        // The ring has left the group and is drained: close it.
+        drop(member);
+        let since_epoch = |time: SystemTime| time.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let order = sink
+            .finish(&pcapng::Counters {
+                start: since_epoch(wall_start),
+                end: since_epoch(SystemTime::now()),
+                received: summary.kernel.packets,
+                dropped: summary.kernel.drops,
+                filtered: filtered.then_some(summary.kernel.filtered),
+                delivered: summary.packets,
+            })
+            .with_context(|| format!("{}", path.display()))?;
+        Ok(MemberReport {
+            path,
+            summary,
+            order,
+            rollover,
+            wakeups,
+        })
+    }
+}
+
+/// The summary of a fanout group's capture: the group, a line per member (its packets
+/// written, its kernel counters and rollover, its file), the files, and the totals as a lone
+/// ring's summary has them.
+fn group_summary(
+    join: &Join,
+    pattern: &Path,
+    format: Format,
+    window: usize,
+    reports: &[MemberReport],
+    total: &Summary,
+) -> String {
+    let rings = reports.len();
+    let plural = if rings == 1 { "" } else { "s" };
+    let rollover: u64 = reports.iter().map(|report| report.rollover).sum();
+    let mut text = format!(
+        "fanout:    group {} ({}{}), {rings} ring{plural}, {rollover} rollover\n",
+        join.id,
+        arg_name(&join.mode),
+        if join.rollover { ", rollover" } else { "" },
+    );
+    for (index, report) in reports.iter().enumerate() {
+        let kernel = &report.summary.kernel;
+        let label = format!("member {index}:");
+        text += &format!(
+            "{label:<10} {} packets (kernel: {} packets, {} drops, {} filtered, {} rollover) in \
+             {}\n",
+            report.summary.packets,
+            kernel.packets,
+            kernel.drops,
+            kernel.filtered,
+            report.rollover,
+            report.path.display(),
+        );
+    }
+    let backwards: u64 = reports.iter().map(|report| report.order.backwards).sum();
+    text += &format!(
+        "file:      {} ({}, {rings} file{plural}), {backwards} timestamps earlier than the one \
+         before{}\n{total}",
+        pattern.display(),
+        arg_name(&format),
+        match window {
+            0 => String::new(),
+            _ => format!(" (sort window {window})"),
+        }
+    );
+    text
 }
 
 /// Fails, after the summary, if the capture ended before its limits because the kernel ended
@@ -923,6 +1299,181 @@ mod tests {
         let text = explain(&err);
         assert!(text.starts_with("bad filter expression: "), "{text}");
         assert!(!text.contains('\n'), "{text}");
+    }
+
+    fn capture_args(args: &[&str]) -> CaptureArgs {
+        match parse(&[&["capture"], args].concat()).unwrap().command {
+            Command::Capture(capture) => capture,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn fanout_options_make_a_group() {
+        let args = capture_args(&[
+            "-w",
+            "out-%d.pcap",
+            "--fanout",
+            "hash",
+            "--threads",
+            "3",
+            "--fanout-id",
+            "77",
+            "--rollover",
+        ]);
+        assert_eq!(
+            args.group().unwrap(),
+            Some(Group {
+                join: Join {
+                    id: 77,
+                    mode: fanout::Mode::Hash,
+                    rollover: true
+                },
+                members: 3,
+                own_id: false,
+            })
+        );
+        // --fanout alone: one ring, in a group of this process's id; any file name.
+        let group = capture_args(&["-w", "out.pcap", "--fanout", "lb"])
+            .group()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                group.members,
+                group.join.id,
+                group.own_id,
+                group.join.rollover
+            ),
+            (1, std::process::id(), true, false)
+        );
+        for (mode, value) in [("cpu", 0), ("hash", 1), ("queue", 2), ("lb", 3)] {
+            let group = capture_args(&["-w", "x-%d", "--fanout", mode, "--threads", "2"])
+                .group()
+                .unwrap()
+                .unwrap();
+            assert_eq!(group.join.request().mode, value, "{mode}");
+        }
+        // No fanout: no group, whatever the file's name.
+        assert_eq!(capture_args(&["-w", "out-%d.pcap"]).group().unwrap(), None);
+        assert_eq!(
+            capture_args(&["-w", "x", "--threads", "1"])
+                .group()
+                .unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn fanout_usage_errors_say_what_to_do() {
+        let threads = capture_args(&["-w", "out-%d.pcap", "--threads", "2"])
+            .group()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            threads.starts_with("--threads 2 needs --fanout MODE"),
+            "{threads}"
+        );
+        let pattern = capture_args(&[
+            "-w",
+            "/tmp/out.pcapng",
+            "--fanout",
+            "hash",
+            "--threads",
+            "3",
+        ])
+        .group()
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            pattern,
+            "-w /tmp/out.pcapng has no %d: with --threads 3 each ring writes its own file, named \
+             by -w with %d replaced by its index (-w /tmp/out-%d.pcapng makes /tmp/out-0.pcapng \
+             to /tmp/out-2.pcapng)"
+        );
+        // Usage errors: exit status 2, one line.
+        let err = anyhow::Error::from(UsageError(pattern));
+        assert!(err.downcast_ref::<UsageError>().is_some());
+        assert!(!explain(&err).contains('\n'));
+        assert_eq!(example_pattern(Path::new("cap")), Path::new("cap-%d"));
+        for args in [
+            &["capture", "-w", "x", "--fanout", "rss"][..],
+            &["capture", "-w", "x", "--fanout-id", "5"],
+            &["capture", "-w", "x", "--rollover"],
+            &["capture", "-w", "x-%d", "--fanout", "lb", "--threads", "0"],
+            &[
+                "capture",
+                "-w",
+                "x-%d",
+                "--fanout",
+                "lb",
+                "--threads",
+                "257",
+            ],
+            &["capture", "-d", "--fanout", "hash", "icmp"],
+            &["stats", "--fanout", "hash"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?} accepted");
+        }
+    }
+
+    #[test]
+    fn a_group_s_summary_has_a_line_per_member_and_the_totals() {
+        let report = |index: usize, packets, drops, rollover| {
+            let summary = Summary {
+                packets,
+                kernel: pktring::uapi::PktringStats {
+                    packets: packets + drops + 3,
+                    drops,
+                    filtered: 3,
+                },
+                per_cpu: [(index as u16, packets)].into(),
+                elapsed: Duration::from_secs(2),
+                filter: true,
+                ..Summary::default()
+            };
+            MemberReport {
+                path: fanout::member_path(Path::new("/tmp/fo-%d.pcap"), index),
+                summary,
+                order: Order {
+                    written: packets,
+                    backwards: 1,
+                },
+                rollover,
+                wakeups: 0,
+            }
+        };
+        let reports = [report(0, 500, 0, 0), report(1, 480, 20, 7)];
+        let mut total = Summary::default();
+        for report in &reports {
+            total.merge(&report.summary);
+        }
+        let join = Join {
+            id: 4242,
+            mode: fanout::Mode::Hash,
+            rollover: true,
+        };
+        let text = group_summary(
+            &join,
+            Path::new("/tmp/fo-%d.pcap"),
+            Format::Pcap,
+            0,
+            &reports,
+            &total,
+        );
+        assert_eq!(
+            text,
+            "fanout:    group 4242 (hash, rollover), 2 rings, 7 rollover\n\
+             member 0:  500 packets (kernel: 503 packets, 0 drops, 3 filtered, 0 rollover) in \
+             /tmp/fo-0.pcap\n\
+             member 1:  480 packets (kernel: 503 packets, 20 drops, 3 filtered, 7 rollover) in \
+             /tmp/fo-1.pcap\n\
+             file:      /tmp/fo-%d.pcap (pcap, 2 files), 2 timestamps earlier than the one before\n\
+             packets:   980 in 2.00 s (490/s), 0 corrupt frames\n\
+             kernel:    1006 packets, 20 drops, 6 filtered\n\
+             per CPU:   cpu0 500 cpu1 480\n\
+             per queue: -"
+        );
     }
 
     #[test]
