@@ -54,18 +54,6 @@ static unsigned int delivered(const struct ring *r)
 	return ring_count_user(r);
 }
 
-/* Reads the counters and checks packets = delivered + drops + filtered. */
-static void check_accounting(struct __test_metadata *_metadata, const struct ring *r,
-			     struct pktring_stats *st, const char *what)
-{
-	unsigned int n = delivered(r);
-
-	ASSERT_EQ(0, get_stats(r, st)) TH_LOG("%s: GET_STATS", what);
-	EXPECT_EQ(st->packets, n + st->drops + st->filtered)
-		TH_LOG("%s: packets %llu, but %u delivered + %llu dropped + %llu filtered", what,
-		       (unsigned long long)st->packets, n, (unsigned long long)st->drops,
-		       (unsigned long long)st->filtered);
-}
 
 /* ================================================================== */
 /* filter_checks: the ioctls, without traffic                          */

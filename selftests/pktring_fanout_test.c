@@ -239,18 +239,6 @@ static unsigned int tally_ring(struct tally *t, const struct ring *r, int m)
 	return n;
 }
 
-/* Reads r's counters and checks packets = delivered + drops + filtered. */
-static void check_accounting(struct __test_metadata *_metadata, const struct ring *r,
-			     struct pktring_stats *st, const char *what)
-{
-	unsigned int n = ring_count_user(r);
-
-	ASSERT_EQ(0, get_stats(r, st)) TH_LOG("%s: GET_STATS", what);
-	EXPECT_EQ(st->packets, n + st->drops + st->filtered)
-		TH_LOG("%s: packets %llu, but %u delivered + %llu dropped + %llu filtered", what,
-		       (unsigned long long)st->packets, n, (unsigned long long)st->drops,
-		       (unsigned long long)st->filtered);
-}
 
 static int cpus(void)
 {

@@ -171,6 +171,20 @@ static UNUSED const char *fdinfo(int fd, const char *key, char *out, size_t len)
 	return out;
 }
 
+/* Reads the counters and checks packets = delivered + drops + filtered. */
+static UNUSED void check_accounting(struct __test_metadata *_metadata,
+				    const struct ring *r, struct pktring_stats *st,
+				    const char *what)
+{
+	unsigned int n = ring_count_user(r);
+
+	ASSERT_EQ(0, get_stats(r, st)) TH_LOG("%s: GET_STATS", what);
+	EXPECT_EQ(st->packets, n + st->drops + st->filtered)
+		TH_LOG("%s: packets %llu, but %u delivered + %llu dropped + %llu filtered", what,
+		       (unsigned long long)st->packets, n, (unsigned long long)st->drops,
+		       (unsigned long long)st->filtered);
+}
+
 /*
  * main() of every program: -l and -h work anywhere; without the device the
  * whole program skips.

@@ -189,53 +189,45 @@ fi
 owner_args="$*"
 diag "race: load: TCP $streams streams ${tcp_seconds} s, then UDP 32 flows at $udp_rate/s ${udp_seconds} s, again and again; pings at $ping_rate/s throughout"
 
-# --- with the owner map: no corrupt frame ------------------------------
-if [ -z "$only" ] || [ "$only" = owner ]; then
+# A run of the real module, which must keep every frame intact: label, what
+# the TAP line calls the run, then race_test's arguments.
+intact_run() {
+	local label=$1 what=$2 mark v l c s
+	shift 2
 	unload
 	mark=$(dmesg_mark)
 	if ! load "$module" "$mark"; then
-		not_ok "race: owner map: $module loads"
-	else
-		diag "race: $module, race_test $owner_args $extra"
-		# shellcheck disable=SC2086
-		run_race owner $owner_args
-		unload
-		v=$(field verified) l=$(field large) c=$(field corrupt) s=$(field seconds)
-		if ! dmesg_clean "$mark"; then
-			not_ok "race: owner map: kernel log has warnings (${v:-?} frames verified, ${c:-?} corrupt)"
-		elif [ "$RC" -eq 0 ]; then
-			ok "race: owner map: $v frames verified ($l over 60 KB), 0 corrupt in $s s"
-		else
-			not_ok "race: owner map: ${v:-?} frames verified (${l:-?} over 60 KB), ${c:-?} corrupt in ${s:-?} s (race_test rc $RC)"
-		fi
+		not_ok "race: $what: $module loads"
+		return
 	fi
+	diag "race: $module, race_test $* $extra"
+	run_race "$label" "$@"
+	unload
+	v=$(field verified) l=$(field large) c=$(field corrupt) s=$(field seconds)
+	if ! dmesg_clean "$mark"; then
+		not_ok "race: $what: kernel log has warnings (${v:-?} frames verified, ${c:-?} corrupt)"
+	elif [ "$RC" -eq 0 ]; then
+		ok "race: $what: $v frames verified ($l over 60 KB), 0 corrupt in $s s"
+	else
+		not_ok "race: $what: ${v:-?} frames verified (${l:-?} over 60 KB), ${c:-?} corrupt in ${s:-?} s (race_test rc $RC)"
+	fi
+}
+
+# --- with the owner map: no corrupt frame ------------------------------
+if [ -z "$only" ] || [ "$only" = owner ]; then
+	# shellcheck disable=SC2086
+	intact_run owner "owner map" $owner_args
 fi
 
 # --- through a fanout group: no corrupt frame, none in two members ------
 if [ -z "$only" ] || [ "$only" = fanout ]; then
-	unload
-	mark=$(dmesg_mark)
 	if [ "$long" = 1 ]; then
 		fanout_args="--long --timeout $timeout"
 	else
 		fanout_args="--min-frames $fanout_frames --min-large $fanout_large --timeout $timeout"
 	fi
-	if ! load "$module" "$mark"; then
-		not_ok "race: fanout group: $module loads"
-	else
-		diag "race: $module, race_test --fanout $fanout $fanout_args $extra"
-		# shellcheck disable=SC2086
-		run_race fanout --fanout "$fanout" $fanout_args
-		unload
-		v=$(field verified) l=$(field large) c=$(field corrupt) s=$(field seconds)
-		if ! dmesg_clean "$mark"; then
-			not_ok "race: fanout group of $fanout: kernel log has warnings (${v:-?} frames verified, ${c:-?} corrupt)"
-		elif [ "$RC" -eq 0 ]; then
-			ok "race: fanout group of $fanout: $v frames verified ($l over 60 KB), 0 corrupt in $s s"
-		else
-			not_ok "race: fanout group of $fanout: ${v:-?} frames verified (${l:-?} over 60 KB), ${c:-?} corrupt in ${s:-?} s (race_test rc $RC)"
-		fi
-	fi
+	# shellcheck disable=SC2086
+	intact_run fanout "fanout group of $fanout" --fanout "$fanout" $fanout_args
 fi
 
 # --- without the owner map: the reproducer must see corruption ---------
