@@ -3,7 +3,7 @@
 # bench/run.sh builds the initramfs with pktbench, tcp_sink, the module
 # builds and this script.
 #
-#	bench-guest.sh [--seconds S] [--rounds N] [--quick] [--sections LIST]
+#	bench-guest.sh [--seconds S] [--rounds N] [--fanout-rounds N] [--quick] [--sections LIST]
 #
 # Every phase is one `pktbench consume KIND ... -- TRAFFIC` run that prints a
 # "@@BENCH ..." line. KIND pktring wakes the consumer per frontier move (the
@@ -28,6 +28,11 @@
 #   owner	rust_pktring as built, its noowner build and any extra builds
 #		(/lib/modules/ab-NAME.ko), alternated round by round
 #   multi	the three consumers at once
+#   fanout	one ring (pktring) against fanout groups of 3 rings, cpu and hash
+#		mode (one consumer thread each, all on CPU 0; the group shares
+#		the one ring's 4 MiB), on 64 B from the host (120k pps offered)
+#		and 64 B from 3 loopback senders, twice in opposite orders
+#		(--fanout-rounds N: N times that)
 
 . "${PKTRING_TESTNET:-/etc/pktring/testnet.env}"
 nic=$PKTRING_GUEST_IFNAME
@@ -35,13 +40,15 @@ MODS=/lib/modules
 B=pktbench
 secs=4
 rounds=2
+fanout_rounds=1
 quick=0
-sections="memcpy host lo owner multi"
+sections="memcpy host lo owner multi fanout"
 
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--seconds) secs=$2; shift 2 ;;
 	--rounds) rounds=$2; shift 2 ;;
+	--fanout-rounds) fanout_rounds=$2; shift 2 ;;
 	--quick) quick=1; shift ;;
 	--sections) sections=$2; shift 2 ;;
 	*) echo "bench-guest: unknown argument '$1'" >&2; exit 2 ;;
@@ -114,7 +121,7 @@ isolate_cpu0() {
 
 note "kernel $(uname -r), $(nproc) CPUs, $(grep -m1 flags /proc/cpuinfo | tr ' ' '\n' |
 	grep -xE 'erms|fsrm|avx2|avx512f' | tr '\n' ' ')"
-note "seconds=$secs rounds=$rounds sections=$sections"
+note "seconds=$secs rounds=$rounds fanout_rounds=$fanout_rounds sections=$sections"
 # The traffic: the host's UDP flows (64 source ports, so that the tap spreads
 # them over the queues) for $secs seconds, and the in-guest senders. Used
 # unquoted.
@@ -193,6 +200,48 @@ if has multi; then
 	$B multi --geom a --if lo --cpu 0 --mark $m --label multi-lo-udp64-a -- $lo_udp64 |
 		grep -E '^@@BENCH|error'
 	m=$((m + 2))
+fi
+
+# Fanout groups against one ring: the same traffic, the same 4 MiB (the group's 3
+# members share its 64 blocks: 22, 21, 21), every consumer thread on CPU 0 as the
+# one ring's consumer is, so the producing CPUs (1-3) are the same in every
+# phase and only the rings they fill differ. cpu mode sends CPU c's packets to
+# member c % 3: each member's ring lock is taken by one producing CPU (and its
+# consumer). The host offers 120k pps, twice what one ring captures here, so
+# that the offered rate does not cap the group's gain; the no-capture
+# baseline is the traffic's own cost. Twice, the second time in the opposite
+# order, and that $fanout_rounds times; the report averages the runs.
+fanout_rate=120000
+# fphase NAME VARIANT IF -- TRAFFIC...: VARIANT none, ring, cpu or hash.
+fphase() {
+	label=$1-$2 variant=$2 ifname=$3
+	shift 3
+	case $variant in
+	none | ring)
+		k=none
+		[ "$variant" = ring ] && k=pktring
+		$B consume $k --geom a --if "$ifname" --cpu 0 --mark $m --label "$label" "$@" ;;
+	*)
+		$B consume pktring-fanout "$variant" 3 --geom a --if "$ifname" --cpu 0 --mark $m \
+			--label "$label" "$@" ;;
+	esac | grep -E '^@@BENCH|^pktgen|^udpgen|error'
+	m=$((m + 2))
+}
+if has fanout; then
+	r=1
+	while [ $r -le "$fanout_rounds" ]; do
+		for v in none ring cpu hash hash cpu ring none; do
+			fphase fanout-host-udp64 $v "$nic" -- $host_udp --size 64 --rate $fanout_rate
+		done
+		r=$((r + 1))
+	done
+	r=1
+	while [ $r -le "$fanout_rounds" ]; do
+		for v in none ring cpu hash hash cpu ring none; do
+			fphase fanout-lo-udp64 $v lo -- $lo_udp64
+		done
+		r=$((r + 1))
+	done
 fi
 
 rmmod rust_pktring

@@ -4,6 +4,8 @@
  * modes:
  *
  *   pktbench consume KIND [opts] -- CMD...	capture while CMD (the traffic) runs
+ *   pktbench consume pktring-fanout cpu|hash N [opts] -- CMD...
+ *						the same with a fanout group of N rings
  *   pktbench multi [opts] -- CMD...		pktring, tpv2 and tpv3 at once
  *   pktbench capture [opts] -- CAPTURE... -- CMD...
  *						a capture program (tcpdump, pktring
@@ -22,7 +24,7 @@
  * --wake-frames N and --wake-usecs U (pktring's batched wake-ups: poll()
  * wakes once N frames are ready, 0 meaning a quarter of the ring, or U µs
  * after the first frame it was not woken for; default 10000, V3's block
- * timeout here).
+ * timeout here), --member-geom split|full (pktring-fanout: see below).
  *
  * KIND is pktring (/dev/pktring, rust_pktring_uapi.h; a wake-up per move of
  * the release frontier), pktringb (the same with batched wake-ups), tpv2 or
@@ -35,6 +37,17 @@
  *   a	2 KiB frames, 4 MiB: 64 blocks of 64 KiB (V3: the same 64 blocks)
  *   b	64 KiB frames, 4 slots: 4 blocks of 64 KiB (V3: the same 4 blocks)
  *   c	64 KiB frames, 4 MiB: 64 blocks of 64 KiB (for costs without drops)
+ *
+ * pktring-fanout MODE N: N rings join one fanout group (rust_pktring_uapi.h,
+ * "Fanout"; mode cpu or hash, no rollover) before their PKTRING_IOC_SET_RING,
+ * one consumer thread each, all where --cpu says. By default the members
+ * share the geometry's memory: its blocks are split among them, the first
+ * members taking one more where they do not divide (4 MiB of geometry a into
+ * 3: 22, 21 and 21 blocks of 64 KiB), so that the group has the one ring's
+ * memory; --member-geom full gives each member the whole geometry instead.
+ * It prints one "@@BENCH ... mode=fanout member=I" line per member and one
+ * with member=all: the members' counts summed, the span from the first
+ * packet any took to the last.
  *
  * The consumer is the same loop for every kind: take every ready frame
  * (V3: every ready block), read its header and the first byte of the
@@ -332,7 +345,7 @@ struct wake {
 };
 
 static void ring_open(struct ring *r, enum kind kind, struct geom g, int ifindex, int hook,
-		      bool snap_filter, struct wake wake)
+		      bool snap_filter, struct wake wake, const struct pktring_fanout *fan)
 {
 	memset(r, 0, sizeof(*r));
 	r->kind = kind;
@@ -369,6 +382,8 @@ static void ring_open(struct ring *r, enum kind kind, struct geom g, int ifindex
 		r->fd = open("/dev/pktring", O_RDWR | O_CLOEXEC);
 		if (r->fd < 0)
 			die("/dev/pktring: %s", strerror(errno));
+		if (fan && ioctl(r->fd, PKTRING_IOC_JOIN_FANOUT, fan))
+			die("PKTRING_IOC_JOIN_FANOUT: %s", strerror(errno));
 		if (ioctl(r->fd, PKTRING_IOC_SET_RING, &req) || ioctl(r->fd, PKTRING_IOC_GET_INFO, &info))
 			die("pktring set-up: %s", strerror(errno));
 		if (info.mmap_size != r->map_len)
@@ -601,6 +616,7 @@ struct opts {
 	double drain;
 	bool snap_filter;
 	struct wake wake;
+	bool member_full;	/* fanout: each member the whole geometry */
 };
 
 /* A number for an option, or a clear error. */
@@ -629,6 +645,7 @@ static int parse_common(struct opts *o, int argc, char **argv)
 		{ "v3-snap", no_argument, NULL, 's' },
 		{ "wake-frames", required_argument, NULL, 'F' },
 		{ "wake-usecs", required_argument, NULL, 'U' },
+		{ "member-geom", required_argument, NULL, 'M' },
 		{ }
 	};
 	int c;
@@ -654,6 +671,12 @@ static int parse_common(struct opts *o, int argc, char **argv)
 			o->wake.usecs = parse_ulong("--wake-usecs", optarg, PKTRING_MAX_WAKE_USECS);
 			o->wake.on = true;
 			break;
+		case 'M':
+			if (strcmp(optarg, "split") && strcmp(optarg, "full"))
+				die("--member-geom %s: split (the members share the geometry's blocks) or full",
+				    optarg);
+			o->member_full = !strcmp(optarg, "full");
+			break;
 		default: die("bad option");
 		}
 	}
@@ -661,6 +684,8 @@ static int parse_common(struct opts *o, int argc, char **argv)
 		die("no traffic command after --");
 	return optind;
 }
+
+static int cmd_fanout(int argc, char **argv);
 
 static int cmd_consume(int argc, char **argv)
 {
@@ -673,7 +698,10 @@ static int cmd_consume(int argc, char **argv)
 	pid_t pid;
 
 	if (argc < 2)
-		die("usage: pktbench consume none|pktring|pktringb|tpv2|tpv3 [opts] -- CMD...");
+		die("usage: pktbench consume none|pktring|pktringb|tpv2|tpv3 [opts] -- CMD...\n"
+		    "       pktbench consume pktring-fanout cpu|hash N [opts] -- CMD...");
+	if (!strcmp(argv[1], "pktring-fanout"))
+		return cmd_fanout(argc - 1, argv + 1);
 	batched = !strcmp(argv[1], "pktringb");
 	kind = batched ? K_PKTRING : kind_of(argv[1]);
 	cmd = parse_common(&o, argc - 1, argv + 1) + 1;
@@ -686,7 +714,7 @@ static int cmd_consume(int argc, char **argv)
 	if (!ifindex)
 		die("no interface %s", o.ifname);
 	pin_to(o.cpu);
-	ring_open(&r, kind, geom_of(o.geom), ifindex, hook_of(o.hook), o.snap_filter, o.wake);
+	ring_open(&r, kind, geom_of(o.geom), ifindex, hook_of(o.hook), o.snap_filter, o.wake, NULL);
 	ring_kstats(&r, false);
 
 	mark(o.mark);
@@ -736,7 +764,7 @@ static int cmd_multi(int argc, char **argv)
 	pin_to(o.cpu);
 	for (i = 0; i < 3; i++) {
 		ring_open(&a[i].r, kinds[i], geom_of(o.geom), ifindex, hook_of(o.hook), o.snap_filter,
-			  (struct wake){ 0 });
+			  (struct wake){ 0 }, NULL);
 		ring_kstats(&a[i].r, false);
 		a[i].drain = o.drain;
 	}
@@ -758,6 +786,118 @@ static int cmd_multi(int argc, char **argv)
 		print_deltas(stdout, &s0, &s1);
 		printf(" cmd_rc=%d\n", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 	}
+	fflush(stdout);
+	return 0;
+}
+
+#define MAX_MEMBERS	16
+
+static const char *const fanout_modes[] = { [PKTRING_FANOUT_CPU] = "cpu", [PKTRING_FANOUT_HASH] = "hash" };
+
+/*
+ * consume pktring-fanout MODE N [opts] -- CMD: N rings in one fanout group,
+ * one consumer thread each (see the top of the file). argv[0] is
+ * "pktring-fanout".
+ */
+static int cmd_fanout(int argc, char **argv)
+{
+	struct multi_arg a[MAX_MEMBERS];
+	pthread_t th[MAX_MEMBERS];
+	struct pktring_fanout fan = { 0 };
+	struct ring all;
+	struct snap s0, s1;
+	struct opts o;
+	struct geom g;
+	unsigned int n, i, mode;
+	int ifindex, cmd, status = 0;
+	pid_t pid;
+
+	if (argc < 3)
+		die("usage: pktbench consume pktring-fanout cpu|hash N [opts] -- CMD...");
+	for (mode = 0; mode < sizeof(fanout_modes) / sizeof(fanout_modes[0]); mode++)
+		if (!strcmp(argv[1], fanout_modes[mode]))
+			break;
+	if (mode == sizeof(fanout_modes) / sizeof(fanout_modes[0]))
+		die("pktring-fanout %s: cpu or hash", argv[1]);
+	n = parse_ulong("pktring-fanout N", argv[2], MAX_MEMBERS);
+	if (n < 1)
+		die("pktring-fanout: 1 to %d members", MAX_MEMBERS);
+	cmd = parse_common(&o, argc - 2, argv + 2) + 2;
+	if (o.wake.on)
+		die("pktring-fanout: --wake-frames and --wake-usecs are not for the fanout consumer");
+	g = geom_of(o.geom);
+	if (!o.member_full && g.block_nr < n)
+		die("pktring-fanout: geometry %s has %u blocks, fewer than %u members", o.geom, g.block_nr, n);
+	ifindex = if_nametoindex(o.ifname);
+	if (!ifindex)
+		die("no interface %s", o.ifname);
+	pin_to(o.cpu);
+	/* A group id of this phase's own: its marker. */
+	fan = (struct pktring_fanout){ .id = 0x70620000u | o.mark, .mode = mode };
+	for (i = 0; i < n; i++) {
+		struct geom m = g;
+		struct pktring_fanout got;
+
+		if (!o.member_full)
+			m.block_nr = g.block_nr / n + (i < g.block_nr % n);
+		ring_open(&a[i].r, K_PKTRING, m, ifindex, hook_of(o.hook), false, o.wake, &fan);
+		ring_kstats(&a[i].r, false);
+		a[i].drain = o.drain;
+		if (ioctl(a[i].r.fd, PKTRING_IOC_GET_FANOUT, &got))
+			die("PKTRING_IOC_GET_FANOUT: %s", strerror(errno));
+		if (got.members != i + 1)
+			die("pktring-fanout: member %u sees %u members", i, got.members);
+	}
+
+	mark(o.mark);
+	take_snap(&s0, o.ifname);
+	pid = spawn(argv + cmd);
+	for (i = 0; i < n; i++)
+		pthread_create(&th[i], NULL, multi_thread, &a[i]);
+	for (i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+	take_snap(&s1, o.ifname);
+	mark(o.mark + 1);
+	waitpid(pid, &status, 0);
+
+	memset(&all, 0, sizeof(all));
+	all.kind = K_PKTRING;
+	for (i = 0; i < n; i++) {
+		struct ring *r = &a[i].r;
+		struct pktring_fanout got;
+
+		ring_kstats(r, true);
+		if (ioctl(r->fd, PKTRING_IOC_GET_FANOUT, &got))
+			die("PKTRING_IOC_GET_FANOUT: %s", strerror(errno));
+		printf("@@BENCH label=%s mode=fanout fanout=%s members=%u member=%u geom=%s if=%s mark=%u"
+		       " block_nr=%u frame_nr=%u rollover=%llu", o.label, fanout_modes[mode], n, i, o.geom,
+		       o.ifname, o.mark, r->block_nr, r->frame_nr, (unsigned long long)got.rollover);
+		print_ring(stdout, r);
+		print_deltas(stdout, &s0, &s1);
+		printf(" cmd_rc=%d\n", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+		if (r->pkts && (!all.pkts || r->t_first < all.t_first))
+			all.t_first = r->t_first;
+		if (r->pkts && r->t_last > all.t_last)
+			all.t_last = r->t_last;
+		all.pkts += r->pkts;
+		all.wire_bytes += r->wire_bytes;
+		all.cap_bytes += r->cap_bytes;
+		all.polls += r->polls;
+		all.spurious += r->spurious;
+		all.woken += r->woken;
+		all.nvcsw += r->nvcsw;
+		all.nivcsw += r->nivcsw;
+		all.k_packets += r->k_packets;
+		all.k_drops += r->k_drops;
+		all.block_nr += r->block_nr;
+		all.frame_nr += r->frame_nr;
+	}
+	printf("@@BENCH label=%s mode=fanout fanout=%s members=%u member=all geom=%s if=%s mark=%u"
+	       " block_nr=%u frame_nr=%u", o.label, fanout_modes[mode], n, o.geom, o.ifname, o.mark,
+	       all.block_nr, all.frame_nr);
+	print_ring(stdout, &all);
+	print_deltas(stdout, &s0, &s1);
+	printf(" cmd_rc=%d\n", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 	fflush(stdout);
 	return 0;
 }

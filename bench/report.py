@@ -68,7 +68,9 @@ class Mark:
         self.vcpu = [tuple(int(x) for x in fields[5 + 3 * i:8 + 3 * i]) for i in range(n)]
 
 
-def read_tcgstat(path):
+def read_tcgstat(path, spinby=None):
+    """The markers and the per-function profiles of a tcgstat file; with a dict `spinby`, the
+    who-spins lines into it too (id -> function -> [insns, episodes] per vCPU, flat)."""
     marks, prof = {}, collections.defaultdict(dict)
     if not os.path.exists(path):
         return marks, prof
@@ -82,6 +84,8 @@ def read_tcgstat(path):
                 marks[m.id] = m
             elif fields[0] == "P":
                 prof[int(fields[1])][fields[2]] = [int(x) for x in fields[3:]]
+            elif fields[0] == "S" and spinby is not None:
+                spinby.setdefault(int(fields[1]), {})[fields[2]] = [int(x) for x in fields[3:]]
     return marks, prof
 
 
@@ -110,13 +114,27 @@ def read_console(path):
     Each phase gets the symbols of the module build loaded last before it ("ksyms"); the
     returned list is the first build's."""
     phases, notes, ksyms, first = [], [], [], None
+    # What the traffic command said it sent (the guest's copy of pktgen's line, or udpgen's): it
+    # goes with the phase lines of the next marker.
+    sent, sent_mark = None, None
     with open(path, errors="replace") as f:
         for raw in f:
             line = raw.replace("\r", "")
+            m = re.match(r"(?:pktgen udp|udpgen): sent (\d+) ", line)
+            if m:
+                sent, sent_mark = int(m.group(1)), None
+                continue
             i = line.find("@@BENCH ")
             if i >= 0:
                 phases.append(parse_kv(line[i + 8:]))
                 phases[-1]["ksyms"] = ksyms
+                if sent is not None:
+                    if sent_mark is None:
+                        sent_mark = phases[-1].get("mark")
+                    if phases[-1].get("mark") == sent_mark:
+                        phases[-1]["sent"] = sent
+                    else:
+                        sent = None
                 continue
             if "@@KSYM-BEGIN" in line:
                 ksyms = []
@@ -175,6 +193,9 @@ def split_label(ph):
     if ph.get("mode") == "memcpy":
         return "memcpy", "", ph.get("method", ""), ""
     parts = label.split("-")
+    if label.startswith("fanout-"):
+        # fanout-<workload>-<variant>: none, ring (one ring), cpu or hash (a group)
+        return "-".join(parts[1:-1]), "a", parts[-1], "fanout"
     if label.startswith("ab-"):
         # ab-<workload>-<geom>-<build>-<round>
         return "-".join(parts[1:-3]), parts[-3], kind, parts[-2]
@@ -185,7 +206,29 @@ def split_label(ph):
     return "-".join(parts[:-2]), parts[-2], parts[-1], ""
 
 
-def derive(ph, marks, prof, ksyms):
+def ring_lock_spin(ph, spins, ksyms):
+    """From tcgstat's who-spins lines: the spinning that rust_pktring's code asked for (its ring
+    lock: the module takes no other spin lock on the packet path), and the rest, on the
+    producing CPUs and the consumer's; instructions and episodes (slowpath entries)."""
+    names = {name for _, name in ksyms}
+    r = dict(rspin_prod=0, rspin_cons=0, reps_prod=0, reps_cons=0, ospin_prod=0, oeps_prod=0)
+    for name, counts in spins.items():
+        ins, eps = counts[0::2], counts[1::2]
+        # The kernel crate's SpinLockBh backend is rust_pktring's alone (a tcgstat that did not
+        # skip it names it instead of the module's code that called it).
+        ours = resolve(name, ksyms) in names or "SpinLockBhBackend" in name
+        if ours:
+            r["rspin_cons"] += ins[0] if ins else 0
+            r["reps_cons"] += eps[0] if eps else 0
+            r["rspin_prod"] += sum(ins[1:])
+            r["reps_prod"] += sum(eps[1:])
+        else:
+            r["ospin_prod"] += sum(ins[1:])
+            r["oeps_prod"] += sum(eps[1:])
+    return r
+
+
+def derive(ph, marks, prof, ksyms, spinby=None):
     """Adds the derived numbers to a phase dict."""
     wl, geom, kind, extra = split_label(ph)
     ph.update(workload=wl, geom=geom, kindl=kind, extra=extra)
@@ -242,6 +285,10 @@ def derive(ph, marks, prof, ksyms):
         lock = sum(c[1] for f, c in agg.items()
                    if f in ("rust_helper_spin_lock", "_raw_spin_lock", "_raw_spin_unlock")
                    or "SpinLockBhBackend" in f)
+        spins = (spinby or {}).get(m + 1)
+        if spins is not None:
+            ph.update(ring_lock_spin(ph, spins, ph.get("ksyms") or ksyms))
+            ph["has_rspin"] = True
         if n > 0:
             ph["bitmap_ipp"] = bitmap / n
             ph["lock_ipp"] = lock / n
@@ -251,8 +298,26 @@ def derive(ph, marks, prof, ksyms):
     return ph
 
 
+# The fanout section: one ring against groups of 3 (bench/guest.sh).
+FANOUT_VARIANTS = ("none", "ring", "cpu", "hash")
+FANOUT_GROUPS = ("cpu", "hash")
+FANOUT_TITLE = {"none": "no capture", "ring": "one ring (pktring)", "cpu": "group of 3, cpu mode",
+                "hash": "group of 3, hash mode"}
+FANOUT_WORKLOAD_TITLE = {"host-udp64": "host UDP 64 B, 120k pps offered (saturating)",
+                         "lo-udp64": "guest loopback UDP 64 B, 3 senders flat out"}
+# "No cross-CPU ring-lock spinning" in cpu mode, on the producing CPUs: fewer contended ring-lock
+# acquisitions (spin episodes: entries into queued_spin_lock_slowpath that rust_pktring's code
+# asked for) than FANOUT_EPISODES_MAX per 1000 packets, and fewer spin instructions per packet
+# than FANOUT_SPIN_REL of one ring's in the same boot. Both, since under TCG an episode lasts as
+# long as the host leaves the holder's vCPU thread off its CPU (from tens to tens of thousands
+# of instructions in one boot): the count of episodes is the contention, the instructions are
+# what it cost.
+FANOUT_EPISODES_MAX = 1.0
+FANOUT_SPIN_REL = 0.05
+FANOUT_CAPTURE_MIN = 1.3
+
 SUMMED = ("pkts", "k_drops", "k_packets", "polls", "spurious", "cap_bytes", "wire_bytes", "woken",
-          "nvcsw", "nivcsw")
+          "nvcsw", "nivcsw", "sent", "ip_in")
 
 
 def merge(runs):
@@ -315,6 +380,7 @@ class Report:
         self.capture = capture
         self.out = []
         self.verdicts = []
+        self.fanout_verdicts = []
         # (workload, geom, kind) -> phase; baselines under geom "". A cell measured more than
         # once is the mean of its runs (counts summed), in place of the first.
         runs = collections.defaultdict(list)
@@ -333,6 +399,53 @@ class Report:
 
     def p(self, s=""):
         self.out.append(s)
+
+    def fanout_cells(self):
+        """The fanout section's phases, (workload, variant) -> phase, runs merged (the aggregate
+        line of a group), and (workload, variant) -> member -> its runs. Per-packet numbers are
+        taken per run, before the runs are averaged."""
+        runs, members = collections.defaultdict(list), collections.defaultdict(dict)
+        for ph in self.phases:
+            if ph.get("extra") != "fanout":
+                continue
+            key = (ph["workload"], ph["kindl"])
+            if ph.get("mode") == "fanout" and ph.get("member") != "all":
+                members[key].setdefault(ph.get("member"), []).append(ph)
+            elif ph.get("mode") in ("fanout", "consume"):
+                runs[key].append(ph)
+        bases = {wl: merge(L) for (wl, v), L in runs.items() if v == "none"}
+        for (wl, v), L in runs.items():
+            b = bases.get(wl)
+            for ph in L:
+                n = ph.get("n") or 0
+                pk = num(ph.get("pkts"))
+                if n and ph.get("has_rspin"):
+                    ph["rspp_prod"] = ph["rspin_prod"] / n
+                    ph["rspp_cons"] = ph["rspin_cons"] / n
+                    ph["reps_k"] = ph["reps_prod"] / n * 1000
+                    ph["ospp_prod"] = ph["ospin_prod"] / n
+                if n and pk and b and "wpp_prod" in ph and "wpp_prod" in b:
+                    ph["capwork"] = (ph["wpp_prod"] - b["wpp_prod"]) * n / pk
+                if n and b and "spp_prod" in ph and "spp_prod" in b:
+                    ph["xspp_prod"] = ph["spp_prod"] - b["spp_prod"]
+                if n and "profile" in ph:
+                    ph["prof_pp"] = {f: prod / n for f, (cons, prod) in ph["profile"].items()}
+        cells = {}
+        for key, L in runs.items():
+            c = merge(L)
+            c["runs"] = len(L)
+            # Per-run numbers that a run may lack are averaged over the runs that have them.
+            vals = [x["capwork"] for x in L if x.get("capwork") is not None]
+            c["capwork"] = sum(vals) / len(vals) if vals else None
+            # The mean length of a ring-lock spin episode on the producers, over all the runs.
+            c["rs_per_ep"] = (c["rspin_prod"] / c["reps_prod"]
+                              if c.get("has_rspin") and c.get("reps_prod") else None)
+            profs = [x["prof_pp"] for x in L if "prof_pp" in x]
+            if profs:
+                c["prof_pp"] = {f: sum(d.get(f, 0) for d in profs) / len(profs)
+                                for f in set().union(*profs)}
+            cells[key] = c
+        return cells, members
 
     def base(self, wl):
         return self.cell.get((wl, "", "none"))
@@ -643,6 +756,143 @@ class Report:
                    f"{fmt(num(ph.get('k_packets')))} | {fmt(polls)} |")
         self.p()
 
+    def fanout_spin(self, c):
+        """Ring-lock spinning on the producers per packet, and how it was counted."""
+        if c.get("rspp_prod") is not None:
+            return c["rspp_prod"], "ring-lock"
+        if c.get("xspp_prod") is not None:
+            return max(c["xspp_prod"], 0.0), "all spinning over the baseline's"
+        return None, ""
+
+    def table_fanout(self):
+        cells, members = self.fanout_cells()
+        wls = [w for w in FANOUT_WORKLOAD_TITLE if any(k[0] == w for k in cells)]
+        if not wls:
+            return
+        self.p("## Fanout: one ring against groups of 3 rings")
+        self.p()
+        self.p("One ring (the pktring consumer: one thread, immediate wake-ups) and fanout groups of 3 "
+               "members (cpu mode: member = producing CPU % 3; hash: the symmetric flow hash), one "
+               "consumer thread per member, on the same traffic in turn, in pairs of runs in opposite "
+               "orders (runs: how many; summed or averaged over them). Every consumer thread is on CPU 0 and the "
+               "producing CPUs are 1-3 in every phase; the group's members share the one ring's 4 MiB "
+               "(22, 21 and 21 blocks of 64 KiB, 2 KiB frames). captured: packets the consumers read; "
+               "by member: the kernel's packets per member. sent: what pktgen (host) or udpgen (loopback) sent; reached IP: Ip InReceives. Counts are summed over the runs. pkts/prod-CPU: packets per host "
+               "CPU-second on the producing vCPUs. capture work: producer instructions without "
+               "spinning, over the no-capture baseline, per captured packet. ring-lock spin: "
+               "instructions in queued_spin_lock_slowpath that rust_pktring's code asked for (its ring "
+               "lock), per packet, on the producers (in parentheses: episodes per 1000 packets, "
+               "instructions per episode) and on the consumer's CPU; all spin: the producers' "
+               "spinning on every spin lock, the ring lock's included (as in the other tables).")
+        self.p()
+        self.p("| workload | consumer | runs | sent | reached IP | captured | pps | drops | by member | "
+               "pkts/prod-CPU | capture work/captured pkt | ring-lock spin prod (episodes/kpkt, "
+               "insns/episode) | all spin prod | ring-lock spin cons | wake-ups/kpkt | "
+               "host µs/pkt prod + cons |")
+        self.p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for wl in wls:
+            for v in FANOUT_VARIANTS:
+                c = cells.get((wl, v))
+                if not c:
+                    continue
+                share = "–"
+                mem = members.get((wl, v))
+                if mem:
+                    kp = [sum(num(x.get("k_packets")) for x in mem[i]) for i in sorted(mem, key=int)]
+                    tot = sum(kp) or 1
+                    share = "/".join(f"{x / tot:.0%}" for x in kp)
+                cap = v != "none"
+                spin = (f"{fmt(c.get('rspp_prod'), 2)} ({fmt(c.get('reps_k'), 1)}, "
+                        f"{fmt(c.get('rs_per_ep'))})" if c.get("rspp_prod") is not None else
+                        f"– (all spin {fmt(c.get('spp_prod'), 1)})")
+                self.p(f"| {wl} | {FANOUT_TITLE[v]} | {c['runs']} | {fmt(c.get('sent'))} | "
+                       f"{fmt(num(c.get('ip_in')))} | {fmt(num(c.get('pkts'))) if cap else '–'} | {fmt(c['cap_pps']) if cap else '–'} | "
+                       f"{fmt(num(c.get('k_drops'))) if cap else '–'} | {share} | "
+                       f"{fmt(c.get('n_per_prod_s'))} | {fmt(c.get('capwork')) if cap else '–'} | "
+                       f"{spin} | {fmt(c.get('spp_prod'), 1)} | {fmt(c.get('rspp_cons'), 2)} | "
+                       f"{fmt(wakeups_per_k(c), 1) if cap else '–'} | "
+                       f"{fmt(c.get('us_pkt_prod'), 1)} + {fmt(c.get('us_pkt_cons'), 1)} |")
+        self.p()
+        self.p("Ratios, group ÷ one ring, same boot: captured packets, captured pps (guest clock), "
+               "packets per producer CPU-second, capture work per captured packet; the producers' "
+               "ring-lock spinning per packet, one ring's → the group's.")
+        self.p()
+        self.p("| workload | group | captured ÷ | pps ÷ | pkts/prod-CPU ÷ | capture work ÷ | "
+               "ring-lock spin prod insns/pkt | drops (ring / group) |")
+        self.p("|---|---|---|---|---|---|---|---|")
+        for wl in wls:
+            r = cells.get((wl, "ring"))
+            for g in FANOUT_GROUPS:
+                c = cells.get((wl, g))
+                if not r or not c:
+                    continue
+                sr, how = self.fanout_spin(r)
+                sg, _ = self.fanout_spin(c)
+                pct = f" ({sg / sr:.0%})" if sr and sg is not None else ""
+                self.p(f"| {wl} | {g} | {fr(ratio(num(c['pkts']) / c['runs'], num(r['pkts']) / r['runs']))} | "
+                       f"{fr(ratio(c['cap_pps'], r['cap_pps']))} | "
+                       f"{fr(ratio(c.get('n_per_prod_s'), r.get('n_per_prod_s')))} | "
+                       f"{fr(dratio(c.get('capwork'), r.get('capwork')))} | "
+                       f"{fmt(sr, 2)} → {fmt(sg, 2)}{pct} | "
+                       f"{fmt(num(r.get('k_drops')))} / {fmt(num(c.get('k_drops')))} |")
+                self.fanout_targets(wl, g, r, c)
+        self.p()
+        for wl in wls:
+            self.table_fanout_profile(wl, cells)
+
+    def table_fanout_profile(self, wl, cells, top=12):
+        c = {v: cells.get((wl, v)) for v in ("ring",) + FANOUT_GROUPS}
+        if not all(c.values()) or not all("prof_pp" in x for x in c.values()):
+            return
+        self.p(f"### Fanout, where the producers' instructions go: {wl}")
+        self.p()
+        self.p("Kernel instructions per packet (reaching IP) on the producing CPUs by function (tcgstat "
+               "profile, the mean of the runs), the functions that differ most between one ring and "
+               "the groups.")
+        self.p()
+        per = {v: ph["prof_pp"] for v, ph in c.items()}
+        names = set().union(*[set(d) for d in per.values()])
+        dm = demangle(names)
+        score = {f: max(abs(per[v].get(f, 0) - per["ring"].get(f, 0)) for v in FANOUT_GROUPS)
+                 for f in names}
+        self.p("| function | " + " | ".join(FANOUT_TITLE[v] for v in c) + " |")
+        self.p("|---|" + "---|" * len(c))
+        for f in sorted(names, key=lambda x: -score[x])[:top]:
+            self.p(f"| `{dm.get(f, f)[-70:]}` | " + " | ".join(fmt(per[v].get(f, 0), 1) for v in c) + " |")
+        self.p()
+
+    def fanout_targets(self, wl, g, r, c):
+        rc, cc = num(r["pkts"]) / r["runs"], num(c["pkts"]) / c["runs"]
+        q = ratio(cc, rc)
+        self.fanout_verdicts.append((
+            f"fanout {g} mode vs one ring, {FANOUT_WORKLOAD_TITLE[wl]}",
+            q is not None and q >= FANOUT_CAPTURE_MIN,
+            f"captured packets {fr(q)} one ring's with three consumers ({fmt(cc)} against {fmt(rc)} "
+            f"a run; drops {fmt(num(c.get('k_drops')))} and {fmt(num(r.get('k_drops')))}); per producer "
+            f"CPU-second {fr(ratio(c.get('n_per_prod_s'), r.get('n_per_prod_s')))}; captured pps "
+            f"{fr(ratio(c['cap_pps'], r['cap_pps']))}; target ≥ {FANOUT_CAPTURE_MIN:.1f}×"))
+        if g != "cpu":
+            return
+        sr, how = self.fanout_spin(r)
+        sg, _ = self.fanout_spin(c)
+        if sg is None or not sr:
+            return
+        rel = sg / sr
+        eg, er = c.get("reps_k"), r.get("reps_k")
+        ok = rel < FANOUT_SPIN_REL and (eg is None or eg < FANOUT_EPISODES_MAX)
+        if eg is not None:
+            eps = (f"{eg:.2f} contended ring-lock acquisitions per 1000 packets against one ring's "
+                   f"{er:.1f} (target < {FANOUT_EPISODES_MAX:.0f}); ")
+        else:
+            eps = "(no episode counts: a tcgstat without the who-spins lines) "
+        self.fanout_verdicts.append((
+            f"fanout cpu mode: no cross-CPU ring-lock spinning, {FANOUT_WORKLOAD_TITLE[wl]}", ok,
+            f"on the producing CPUs {eps}{how} spinning {sg:.2f} insns/pkt against one ring's "
+            f"{sr:.2f}, {rel:.1%} of it (target < {FANOUT_SPIN_REL:.0%}); what is left is spinning "
+            f"against the members' consumers (a member's ring lock is taken by one producing CPU "
+            f"and by its consumer's poll()); ring-lock spinning on the consumer's CPU "
+            f"{fmt(c.get('rspp_cons'), 2)} insns/pkt (one ring {fmt(r.get('rspp_cons'), 2)})"))
+
     def table_profile(self, wl="lo-udp64", geom="a", top=14):
         c = {k: self.cell.get((wl, geom, k)) for k in KINDS}
         b = self.base(wl)
@@ -763,17 +1013,22 @@ class Report:
         body.cell = self.cell
         owner = []
         if self.phases:
-            body.table_ratios(rows)
-            body.table_consumer()
+            if rows:
+                body.table_ratios(rows)
+            if self.workloads():
+                body.table_consumer()
             body.table_memcpy()
             body.table_copy(copy_rows)
             owner = body.table_owner()
             body.table_multi()
-            body.table_details()
+            body.table_fanout()
+            if self.workloads():
+                body.table_details()
             body.table_profile("lo-udp64", "a")
             body.table_profile("host-udp64max", "a")
             body.table_profile("lo-tcp", "b")
         self.targets(rows, copy_rows, owner)
+        self.verdicts += body.fanout_verdicts
         if self.capture:
             self.capture.run()
             self.verdicts += self.capture.verdicts
@@ -1132,7 +1387,9 @@ def write_tsv(path, phases):
             "guest_softirq_s", "guest_s_Mpkt", "host_vcpu_s", "host_prod_s", "host_cons_s",
             "host_proc_s", "ins_prod", "ins_cons", "us_pkt", "us_pkt_prod", "us_pkt_cons",
             "ipp_prod", "ipp_cons", "wpp_prod", "spp_prod", "spp_cons", "if_bytes", "mbps", "bytes", "method",
-            "threads", "percpu", "woken", "nvcsw", "nivcsw", "wake_frames", "wake_usecs"]
+            "threads", "percpu", "woken", "nvcsw", "nivcsw", "wake_frames", "wake_usecs",
+            "fanout", "members", "member", "block_nr", "frame_nr", "rspin_prod", "reps_prod",
+            "rspin_cons", "reps_cons", "ospin_prod", "oeps_prod"]
     with open(path, "w") as f:
         f.write("\t".join(keys) + "\n")
         for ph in phases:
@@ -1244,9 +1501,10 @@ def main():
         phases, notes, ksyms = read_console(boot[0])
         if not phases:
             sys.exit("report.py: no @@BENCH lines in " + boot[0])
-        marks, prof = read_tcgstat(boot[1])
+        spinby = {}
+        marks, prof = read_tcgstat(boot[1], spinby)
         for ph in phases:
-            derive(ph, marks, prof, ksyms)
+            derive(ph, marks, prof, ksyms, spinby)
         if not marks:
             notes.append("no tcgstat data: host CPU and instruction columns are empty")
     if env and os.path.exists(env):

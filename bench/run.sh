@@ -17,7 +17,11 @@
 #   BENCH_SECONDS	seconds of traffic per phase (default 4)
 #   BENCH_ROUNDS	owner/noowner rounds (default 2)
 #   BENCH_SECTIONS	guest sections (default "memcpy host lo owner multi
-#			tcpdump"; tcpdump is the second boot)
+#			fanout tcpdump"; tcpdump is the second boot; e.g.
+#			BENCH_SECTIONS=fanout for the fanout section alone)
+#   BENCH_FANOUT_ROUNDS
+#			rounds of the fanout section (default 1: each phase
+#			twice, in opposite orders)
 #   BENCH_TCPDUMP_ROUNDS
 #			rounds of the tcpdump section (default 3)
 #   BENCH_TCPDUMP_WORKLOADS
@@ -37,20 +41,22 @@ set -euo pipefail
 
 secs=${BENCH_SECONDS:-4}
 rounds=${BENCH_ROUNDS:-2}
-sections=${BENCH_SECTIONS:-memcpy host lo owner multi tcpdump}
+fanout_rounds=${BENCH_FANOUT_ROUNDS:-1}
+sections=${BENCH_SECTIONS:-memcpy host lo owner multi fanout tcpdump}
 td_rounds=${BENCH_TCPDUMP_ROUNDS:-3}
 td_workloads=${BENCH_TCPDUMP_WORKLOADS:-udp64max udp64at86k udp64at10k udp1472at20k}
 # The initramfs boot's sections, and whether the virtme-ng boot runs.
 boot_sections= tcpdump=0
 for s in $sections; do
 	case $s in
-	memcpy | host | lo | owner | multi) boot_sections="$boot_sections $s" ;;
+	memcpy | host | lo | owner | multi | fanout) boot_sections="$boot_sections $s" ;;
 	tcpdump) tcpdump=1 ;;
-	*) die "BENCH_SECTIONS: unknown section '$s' (memcpy host lo owner multi tcpdump)" ;;
+	*) die "BENCH_SECTIONS: unknown section '$s' (memcpy host lo owner multi fanout tcpdump)" ;;
 	esac
 done
 boot_sections=${boot_sections# }
 [ -n "$boot_sections" ] || [ "$tcpdump" = 1 ] || die "BENCH_SECTIONS: no section given"
+[[ $fanout_rounds =~ ^[1-9][0-9]*$ ]] || die "BENCH_FANOUT_ROUNDS=$fanout_rounds: a number of rounds expected"
 [[ $td_rounds =~ ^[1-9][0-9]*$ ]] || die "BENCH_TCPDUMP_ROUNDS=$td_rounds: a number of rounds expected"
 for w in $td_workloads; do
 	case $w in
@@ -116,7 +122,7 @@ for spec in ${BENCH_AB_MODULES:-}; do
 		die "BENCH_AB_MODULES: '$spec' is not NAME=FILE with an existing FILE and a NAME of [A-Za-z0-9_]"
 	adds+=(--add "$file:/lib/modules/ab-$name.ko")
 done
-args="--seconds $secs --rounds $rounds --sections '$boot_sections'"
+args="--seconds $secs --rounds $rounds --fanout-rounds $fanout_rounds --sections '$boot_sections'"
 [ "${BENCH_QUICK:-0}" = 1 ] && args="$args --quick"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/pktring-bench.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT

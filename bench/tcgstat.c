@@ -34,6 +34,21 @@
  * Code outside System.map (modules) is counted per translation block
  * address, as "@<hex address>"; the guest's /proc/kallsyms names it.
  *
+ * The profile also says who spins: the instructions a vCPU executes in
+ * queued_spin_lock_slowpath (a contended spin lock) are counted again under
+ * the function that asked for the lock, and so are the episodes (slowpath
+ * entries), one line per such function after the P lines:
+ *
+ *	S <id> <function> { <spin insns on vcpu i> <episodes on vcpu i> } * nvcpu
+ *
+ * The function is the last kernel function the vCPU ran before it entered
+ * the slowpath, the lock functions (_raw_spin_lock*, rust_helper_spin_lock*,
+ * the Rust spin lock backends, the rwlock slowpaths) skipped: for rust_pktring's ring lock, the module's
+ * code ("@<hex>", which the guest's /proc/kallsyms names). A slowpath entered
+ * from the kernel's entry code (an interrupt returning into the spinning)
+ * goes on with the episode it interrupted. Counted for the first
+ * MAX_SPIN_VCPUS vCPUs.
+ *
  *	-plugin /path/tcgstat.so,out=FILE[,insns=on|off][,symbols=System.map]
  *
  * Only the few declarations of QEMU's plugin API (version 1, QEMU 7.2) that
@@ -110,6 +125,56 @@ static FILE *out;
 static bool count_insns = true;
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/*
+ * Who spins: per profile slot, what it is (SK_*), and per vCPU the last
+ * kernel functions (slots) it ran outside the slowpath, newest first, and
+ * the function its current spinning is counted for.
+ */
+#define MAX_SPIN_VCPUS	8
+#define SPIN_HIST	6
+enum { SK_OTHER, SK_SPIN, SK_LOCK, SK_ENTRY };
+static uint8_t *slot_kind;
+static uint64_t entry_start, entry_end;
+static uint64_t *spin_insns, *spin_eps, *spin_start;	/* [vcpu * nslots + slot]; start: both */
+struct spinner {
+	uint32_t hist[SPIN_HIST];
+	uint32_t owner;
+	bool in_spin, have_owner;
+	uint8_t pad[64 - 4 * SPIN_HIST - 4 - 2 - 2];
+};
+_Static_assert(sizeof(struct spinner) == 64, "one cache line per vCPU");
+static struct spinner spinners[MAX_SPIN_VCPUS] __attribute__((aligned(64)));
+
+/* A kernel TB of profile slot `slot`, `n` instructions, ran on `vcpu`. */
+static void spin_account(unsigned int vcpu, size_t slot, unsigned int n)
+{
+	struct spinner *s = &spinners[vcpu];
+	uint8_t k = slot_kind[slot];
+
+	if (k == SK_SPIN) {
+		if (!s->in_spin) {
+			s->in_spin = true;
+			/* Back from an interrupt: the same episode goes on. */
+			if (!s->have_owner || slot_kind[s->hist[0]] != SK_ENTRY) {
+				unsigned int i;
+
+				for (i = 0; i < SPIN_HIST - 1 && slot_kind[s->hist[i]] == SK_LOCK; i++)
+					;
+				s->owner = s->hist[i];
+				s->have_owner = true;
+				spin_eps[vcpu * nslots + s->owner]++;
+			}
+		}
+		spin_insns[vcpu * nslots + s->owner] += n;
+		return;
+	}
+	s->in_spin = false;
+	if (s->hist[0] != slot) {
+		memmove(&s->hist[1], &s->hist[0], sizeof(s->hist[0]) * (SPIN_HIST - 1));
+		s->hist[0] = slot;
+	}
+}
+
 /* udata: insns << 1 | kernel, or with a profile slot: slot << 24 | insns << 1 | kernel. */
 static void on_tb_exec(unsigned int vcpu, void *udata)
 {
@@ -119,8 +184,38 @@ static void on_tb_exec(unsigned int vcpu, void *udata)
 	if (vcpu >= MAX_VCPUS)
 		return;
 	vcpus[vcpu].insns[v & 1] += n;
-	if (prof && (v & 1))
+	if (prof && (v & 1)) {
 		prof[vcpu * nslots + (v >> 24)] += n;
+		if (vcpu < MAX_SPIN_VCPUS)
+			spin_account(vcpu, v >> 24, n);
+	}
+}
+
+static bool starts_with(const char *s, const char *prefix)
+{
+	return !strncmp(s, prefix, strlen(prefix));
+}
+
+/* What a function is, for who-spins: the slowpath, a lock function, or other. */
+static uint8_t kind_of_sym(const char *name)
+{
+	static const char *const spin[] = { "queued_spin_lock_slowpath",
+					    "native_queued_spin_lock_slowpath",
+					    "__pv_queued_spin_lock_slowpath" };
+	static const char *const lock[] = { "_raw_spin_lock", "rust_helper_spin_lock",
+					    "rust_helper_raw_spin_lock", "do_raw_spin_lock",
+					    "queued_read_lock_slowpath", "queued_write_lock_slowpath" };
+
+	for (size_t i = 0; i < sizeof(spin) / sizeof(spin[0]); i++)
+		if (!strcmp(name, spin[i]))
+			return SK_SPIN;
+	for (size_t i = 0; i < sizeof(lock) / sizeof(lock[0]); i++)
+		if (starts_with(name, lock[i]))
+			return SK_LOCK;
+	/* The Rust spin lock backends (kernel::sync::lock::spinlock*), which jump to the helpers. */
+	if (starts_with(name, "_R") && strstr(name, "SpinLock") && strstr(name, "Backend"))
+		return SK_LOCK;
+	return SK_OTHER;
 }
 
 static int cmp_sym(const void *a, const void *b)
@@ -147,6 +242,10 @@ static int load_symbols(const char *path)
 			text_start = addr;
 		if (!strcmp(name, "_etext"))
 			text_end = addr;
+		if (!strcmp(name, "__entry_text_start"))
+			entry_start = addr;
+		if (!strcmp(name, "__entry_text_end"))
+			entry_end = addr;
 		if (type != 't' && type != 'T' && type != 'w' && type != 'W')
 			continue;
 		if (nsyms == cap) {
@@ -162,7 +261,18 @@ static int load_symbols(const char *path)
 	nslots = nsyms + MAX_DYN;
 	prof = calloc(MAX_VCPUS * nslots, sizeof(*prof));
 	prof_start = calloc(MAX_VCPUS * nslots, sizeof(*prof));
-	return prof && prof_start ? 0 : -1;
+	slot_kind = calloc(nslots, 1);
+	spin_insns = calloc(MAX_SPIN_VCPUS * nslots, sizeof(*spin_insns));
+	spin_eps = calloc(MAX_SPIN_VCPUS * nslots, sizeof(*spin_eps));
+	spin_start = calloc(2 * MAX_SPIN_VCPUS * nslots, sizeof(*spin_start));
+	if (!prof || !prof_start || !slot_kind || !spin_insns || !spin_eps || !spin_start)
+		return -1;
+	for (size_t i = 0; i < nsyms; i++) {
+		slot_kind[i] = kind_of_sym(syms[i].name);
+		if (syms[i].addr >= entry_start && syms[i].addr < entry_end)
+			slot_kind[i] = SK_ENTRY;
+	}
+	return 0;
 }
 
 /* The profile slot of a kernel TB at `pc`. */
@@ -237,6 +347,39 @@ static int find_vcpu_threads(pid_t *tids)
 	return n;
 }
 
+/* The S lines of an end marker (who spun since the start marker); then starts anew. */
+static void print_spinners(unsigned int id, int nvcpu)
+{
+	size_t slot, n = (size_t)MAX_SPIN_VCPUS * nslots;
+	int i;
+
+	for (slot = 0; slot < nslots && (id & 1); slot++) {
+		uint64_t d[2 * MAX_SPIN_VCPUS], any = 0;
+
+		for (i = 0; i < nvcpu; i++) {
+			size_t j = i * nslots + slot;
+
+			d[2 * i] = __atomic_load_n(&spin_insns[j], __ATOMIC_RELAXED) - spin_start[j];
+			d[2 * i + 1] = __atomic_load_n(&spin_eps[j], __ATOMIC_RELAXED) - spin_start[n + j];
+			any |= d[2 * i] | d[2 * i + 1];
+		}
+		if (!any)
+			continue;
+		if (slot < nsyms)
+			fprintf(out, "S %u %s", id, syms[slot].name);
+		else
+			fprintf(out, "S %u @%llx", id, (unsigned long long)dyn_addr[slot - nsyms]);
+		for (i = 0; i < nvcpu; i++)
+			fprintf(out, " %llu %llu", (unsigned long long)d[2 * i],
+				(unsigned long long)d[2 * i + 1]);
+		fputc('\n', out);
+	}
+	for (slot = 0; slot < n; slot++) {
+		spin_start[slot] = __atomic_load_n(&spin_insns[slot], __ATOMIC_RELAXED);
+		spin_start[n + slot] = __atomic_load_n(&spin_eps[slot], __ATOMIC_RELAXED);
+	}
+}
+
 static void on_mark(unsigned int vcpu, void *udata)
 {
 	static pid_t tids[MAX_VCPUS];
@@ -283,6 +426,7 @@ static void on_mark(unsigned int vcpu, void *udata)
 		}
 		for (slot = 0; slot < (size_t)nvcpu * nslots; slot++)
 			prof_start[slot] = __atomic_load_n(&prof[slot], __ATOMIC_RELAXED);
+		print_spinners(id, nvcpu < MAX_SPIN_VCPUS ? nvcpu : MAX_SPIN_VCPUS);
 	}
 	fflush(out);
 	pthread_mutex_unlock(&out_lock);
