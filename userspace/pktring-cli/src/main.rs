@@ -34,8 +34,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use pktring::uapi::{PktringReq, SockFilter, PKTRING_ETH_P_ALL, PKTRING_MAX_SNAPLEN};
-use pktring::{Family, Geometry, Hook, Op, RingBuilder, DEFAULT_DEVICE};
+use pktring::uapi::{
+    SockFilter, PKTRING_ETH_P_ALL, PKTRING_FANOUT_MAX_MEMBERS, PKTRING_MAX_SNAPLEN,
+};
+use pktring::{Family, Fanout, Geometry, Hook, Op, RingBuilder, DEFAULT_DEVICE};
 use rustix::io::Errno;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
@@ -47,7 +49,7 @@ mod pcapng;
 mod sink;
 
 use capture::{Budget, Cost, FrameSource, Limits, Live, Output, Progress, Run, Summary};
-use fanout::{Join, Member};
+use fanout::Member;
 use filter::LinkType;
 use sink::{Format, Order, Record, Sink};
 
@@ -144,7 +146,7 @@ struct CaptureArgs {
     fanout: Option<fanout::Mode>,
     /// The rings of the fanout group: as many threads and files (-w with %d).
     #[arg(long, value_name = "N", default_value_t = 1,
-          value_parser = clap::value_parser!(u32).range(1..=fanout::PKTRING_FANOUT_MAX_MEMBERS as i64))]
+          value_parser = clap::value_parser!(u32).range(1..=PKTRING_FANOUT_MAX_MEMBERS as i64))]
     threads: u32,
     /// The fanout group's id in the network namespace (default: this process's pid).
     #[arg(long, value_name = "ID", requires = "fanout")]
@@ -160,7 +162,7 @@ struct CaptureArgs {
 /// The fanout group of a capture: what its rings join, and how many there are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Group {
-    join: Join,
+    join: Fanout,
     members: usize,
     /// The id is the default, this process's: no other capture may be in the group.
     own_id: bool,
@@ -193,9 +195,9 @@ impl CaptureArgs {
             }
         }
         Ok(Some(Group {
-            join: Join {
+            join: Fanout {
                 id: self.fanout_id.unwrap_or_else(std::process::id),
-                mode,
+                mode: mode.into(),
                 rollover: self.rollover,
             },
             members: threads as usize,
@@ -588,13 +590,12 @@ fn run(cli: Cli) -> Result<()> {
         signal_hook::flag::register(signal, Arc::clone(&stop))?;
     }
     if let (Command::Capture(args), Some(group)) = (&cli.command, group) {
-        let req = builder.filter(program.clone()).request()?;
         let capture = GroupCapture {
             args,
             group,
             link,
-            program: program.as_deref(),
-            req,
+            filtered,
+            builder: builder.filter(program).fanout(Some(group.join)),
         };
         return capture.run(limits, output, &stop);
     }
@@ -673,10 +674,10 @@ struct GroupCapture<'a> {
     args: &'a CaptureArgs,
     group: Group,
     link: LinkType,
-    /// The capture filter, set on every ring.
-    program: Option<&'a [SockFilter]>,
-    /// Every ring's request.
-    req: PktringReq,
+    /// The rings have a capture filter.
+    filtered: bool,
+    /// Every ring's: its request, the capture filter and the group.
+    builder: RingBuilder,
 }
 
 /// What a member of the group captured, once its thread is done.
@@ -700,12 +701,7 @@ impl GroupCapture<'_> {
         let join = group.join;
         let mut members = Vec::with_capacity(group.members);
         for _ in 0..group.members {
-            members.push(Member::open(
-                &ring_args.device,
-                &self.req,
-                self.program,
-                &join,
-            )?);
+            members.push(Member::open(&self.builder)?);
         }
         let in_group = members[0].fanout()?.members as usize;
         if in_group > group.members && group.own_id {
@@ -725,7 +721,7 @@ impl GroupCapture<'_> {
                 group.members,
                 if group.members == 1 { "" } else { "s" },
                 join.id,
-                arg_name(&join.mode),
+                arg_name(&fanout::Mode::from(join.mode)),
                 if join.rollover { ", rollover" } else { "" },
                 match in_group - group.members.min(in_group) {
                     0 => String::new(),
@@ -815,7 +811,7 @@ impl GroupCapture<'_> {
         for report in &reports {
             total.merge(&report.summary);
         }
-        total.filter = self.program.is_some();
+        total.filter = self.filtered;
         total.cost = cost_at_start.and_then(|at_start| {
             Some(Cost {
                 wakeups: reports.iter().map(|report| report.wakeups).sum(),
@@ -849,7 +845,7 @@ impl GroupCapture<'_> {
         let mut summary = capture::consume_run(&mut member, run, |frame| {
             sink.write(&Record::of(frame, link))
         })?;
-        let filtered = self.program.is_some();
+        let filtered = self.filtered;
         summary.filter = filtered;
         let rollover = member.fanout()?.rollover;
         let wakeups = member.wakeups();
@@ -880,7 +876,7 @@ impl GroupCapture<'_> {
 /// written, its kernel counters and rollover, its file), the files, and the totals as a lone
 /// ring's summary has them.
 fn group_summary(
-    join: &Join,
+    join: &Fanout,
     pattern: &Path,
     format: Format,
     window: usize,
@@ -893,7 +889,7 @@ fn group_summary(
     let mut text = format!(
         "fanout:    group {} ({}{}), {rings} ring{plural}, {rollover} rollover\n",
         join.id,
-        arg_name(&join.mode),
+        arg_name(&fanout::Mode::from(join.mode)),
         if join.rollover { ", rollover" } else { "" },
     );
     for (index, report) in reports.iter().enumerate() {
@@ -993,6 +989,7 @@ fn explain(err: &anyhow::Error) -> String {
                 .into(),
             _ => pktring_err.to_string(),
         },
+        pktring::Error::Fanout { id, op, source } => fanout::explain(*id, *op, source),
         _ => pktring_err.to_string(),
     }
 }
@@ -1324,9 +1321,9 @@ mod tests {
         assert_eq!(
             args.group().unwrap(),
             Some(Group {
-                join: Join {
+                join: Fanout {
                     id: 77,
-                    mode: fanout::Mode::Hash,
+                    mode: pktring::FanoutMode::Hash,
                     rollover: true
                 },
                 members: 3,
@@ -1352,7 +1349,7 @@ mod tests {
                 .group()
                 .unwrap()
                 .unwrap();
-            assert_eq!(group.join.request().mode, value, "{mode}");
+            assert_eq!(group.join.uapi().mode, value, "{mode}");
         }
         // No fanout: no group, whatever the file's name.
         assert_eq!(capture_args(&["-w", "out-%d.pcap"]).group().unwrap(), None);
@@ -1448,9 +1445,9 @@ mod tests {
         for report in &reports {
             total.merge(&report.summary);
         }
-        let join = Join {
+        let join = Fanout {
             id: 4242,
-            mode: fanout::Mode::Hash,
+            mode: pktring::FanoutMode::Hash,
             rollover: true,
         };
         let text = group_summary(

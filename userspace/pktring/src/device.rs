@@ -1,4 +1,5 @@
-//! The device: a ring request, set-up, the mapping, waiting with `poll()`, and the counters.
+//! The device: a ring request, fanout groups, set-up, the mapping, waiting with `poll()`, and
+//! the counters.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -13,7 +14,9 @@ use rustix::io::Errno;
 use rustix::ioctl::{ioctl, Getter, NoArg, Setter};
 use rustix::net::{netdevice, socket, AddressFamily, SocketType};
 
-use crate::uapi::{self, PktringInfo, PktringReq, PktringStats, SockFilter, SockFprog};
+use crate::uapi::{
+    self, PktringFanout, PktringInfo, PktringReq, PktringStats, SockFilter, SockFprog,
+};
 use crate::{CorruptFrame, Error, Frame, Geometry, Layout, Op, RingReader};
 
 /// The device node of the module.
@@ -83,7 +86,90 @@ impl Hook {
     }
 }
 
-/// How to set up a ring: the device, the geometry, the snaplen and what to capture.
+/// How a fanout group picks the member of a packet (`PKTRING_FANOUT_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FanoutMode {
+    /// `PKTRING_FANOUT_CPU`: the producing CPU, its number modulo the members.
+    Cpu,
+    /// `PKTRING_FANOUT_HASH`: a symmetric flow hash (both directions of a flow go to the same
+    /// member).
+    Hash,
+    /// `PKTRING_FANOUT_QUEUE`: the device's RX queue.
+    Queue,
+    /// `PKTRING_FANOUT_LB`: round robin.
+    Lb,
+}
+
+impl FanoutMode {
+    /// Returns the `PKTRING_FANOUT_*` value.
+    pub fn uapi(self) -> u16 {
+        match self {
+            FanoutMode::Cpu => uapi::PKTRING_FANOUT_CPU,
+            FanoutMode::Hash => uapi::PKTRING_FANOUT_HASH,
+            FanoutMode::Queue => uapi::PKTRING_FANOUT_QUEUE,
+            FanoutMode::Lb => uapi::PKTRING_FANOUT_LB,
+        }
+    }
+
+    /// Returns the mode of a `PKTRING_FANOUT_*` value; `None` for one this crate does not know.
+    pub fn from_uapi(mode: u16) -> Option<Self> {
+        [Self::Cpu, Self::Hash, Self::Queue, Self::Lb]
+            .into_iter()
+            .find(|known| known.uapi() == mode)
+    }
+}
+
+/// A fanout group for a ring to join ([`RingBuilder::fanout`]): rings as one group, each packet
+/// that the members' selection takes going to one of them.
+///
+/// The group lives in the network namespace of its first member's opener, and its id is that
+/// namespace's: the same id in another namespace is another group. Members are numbered in the
+/// order they joined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fanout {
+    /// The group's id in the network namespace.
+    pub id: u32,
+    /// How the group picks the member of a packet.
+    pub mode: FanoutMode,
+    /// `PKTRING_FANOUT_FLAG_ROLLOVER`: a packet that finds no free frame in the member picked
+    /// goes to the next member with one (in member order, wrapping round), counted in that
+    /// member's `rollover`; it is dropped only when no member had a free frame.
+    pub rollover: bool,
+}
+
+impl Fanout {
+    /// Returns the request of `PKTRING_IOC_JOIN_FANOUT`: `id`, `mode` and `flags`, the rest 0.
+    pub fn uapi(&self) -> PktringFanout {
+        PktringFanout {
+            id: self.id,
+            mode: self.mode.uapi(),
+            flags: if self.rollover {
+                uapi::PKTRING_FANOUT_FLAG_ROLLOVER
+            } else {
+                0
+            },
+            ..PktringFanout::default()
+        }
+    }
+
+    /// Returns the group that `PKTRING_IOC_GET_FANOUT` reported ([`Ring::fanout`]); `None` if
+    /// its mode or flags are not ones this crate knows.
+    pub fn from_uapi(fanout: &PktringFanout) -> Option<Self> {
+        let rollover = match fanout.flags {
+            0 => false,
+            uapi::PKTRING_FANOUT_FLAG_ROLLOVER => true,
+            _ => return None,
+        };
+        Some(Self {
+            id: fanout.id,
+            mode: FanoutMode::from_uapi(fanout.mode)?,
+            rollover,
+        })
+    }
+}
+
+/// How to set up a ring: the device, the geometry, the snaplen, what to capture and the
+/// fanout group to join.
 #[derive(Clone, Debug)]
 pub struct RingBuilder {
     device: PathBuf,
@@ -96,11 +182,12 @@ pub struct RingBuilder {
     batch: Option<(u32, Duration)>,
     ethertype: u32,
     filter: Option<Vec<SockFilter>>,
+    fanout: Option<Fanout>,
 }
 
 impl Default for RingBuilder {
     /// `/dev/pktring`, the default geometry, the largest snaplen, IPv4 and IPv6 at
-    /// `PRE_ROUTING` on any device, priority 0.
+    /// `PRE_ROUTING` on any device, priority 0, in no fanout group.
     fn default() -> Self {
         Self {
             device: DEFAULT_DEVICE.into(),
@@ -113,6 +200,7 @@ impl Default for RingBuilder {
             batch: None,
             ethertype: 0,
             filter: None,
+            fanout: None,
         }
     }
 }
@@ -192,6 +280,22 @@ impl RingBuilder {
         self
     }
 
+    /// Makes the ring a member of the fanout group `fanout` (`None`: a lone ring, the
+    /// default): [`open`](Self::open) joins the group (`PKTRING_IOC_JOIN_FANOUT`) before it
+    /// sets the ring up, and the set-up then makes the ring a member, the group's first
+    /// registering the group's hook. Each [`open`](Self::open) of the builder is one more
+    /// member.
+    ///
+    /// Every member must select what the first one did (hook, family or EtherType, ifindex,
+    /// priority) and join with the same mode and rollover, or its set-up fails with
+    /// [`Error::Fanout`] (`EINVAL`); the geometry, snaplen and batching are each member's own.
+    /// The member picked for a packet runs its own capture filter on it: members are expected
+    /// to share one.
+    pub fn fanout(mut self, fanout: Option<Fanout>) -> Self {
+        self.fanout = fanout;
+        self
+    }
+
     /// Returns the request for `PKTRING_IOC_SET_RING`, after the checks the module makes on it.
     pub fn request(&self) -> Result<PktringReq, Error> {
         let frame_nr = self.geometry.frame_nr()?;
@@ -263,8 +367,14 @@ impl RingBuilder {
         })
     }
 
-    /// Opens the device, attaches the filter if there is one, sets the ring up (capture
-    /// starts) and maps it.
+    /// Opens the device, joins the fanout group if there is one, attaches the filter if there
+    /// is one, sets the ring up (capture starts) and maps it.
+    ///
+    /// Errors of a member that a lone ring has not, or not with the same meaning, are
+    /// [`Error::Fanout`]: of the join (`ENOTTY` from a module without fanout groups), and of
+    /// the set-up `EINVAL` (the ring does not match the group), `ENOSPC` (the group has
+    /// [`uapi::PKTRING_FANOUT_MAX_MEMBERS`]), `ENODEV` and `ENONET` (the group's hook was taken
+    /// down with its device, or its namespace). The others are a lone ring's.
     pub fn open(&self) -> Result<Ring, Error> {
         let req = self.request()?;
         let flags = OFlags::RDWR | OFlags::CLOEXEC;
@@ -272,13 +382,31 @@ impl RingBuilder {
             path: self.device.clone(),
             source: errno.into(),
         })?;
+        if let Some(fanout) = &self.fanout {
+            // SAFETY: PKTRING_IOC_JOIN_FANOUT reads a `struct pktring_fanout`, which
+            // `PktringFanout` mirrors (tests/uapi.rs).
+            unsafe {
+                ioctl(
+                    &fd,
+                    Setter::<{ uapi::PKTRING_IOC_JOIN_FANOUT }, _>::new(fanout.uapi()),
+                )
+            }
+            .map_err(fanout_error(fanout.id, Op::JoinFanout))?;
+        }
         if let Some(filter) = &self.filter {
             set_filter(fd.as_fd(), filter)?;
         }
         // SAFETY: PKTRING_IOC_SET_RING reads a `struct pktring_req`, which `PktringReq` mirrors
         // (tests/uapi.rs).
-        unsafe { ioctl(&fd, Setter::<{ uapi::PKTRING_IOC_SET_RING }, _>::new(req)) }
-            .map_err(Op::SetRing.error())?;
+        unsafe { ioctl(&fd, Setter::<{ uapi::PKTRING_IOC_SET_RING }, _>::new(req)) }.map_err(
+            |errno| match (self.fanout, errno) {
+                (Some(fanout), Errno::INVAL | Errno::NOSPC | Errno::NODEV | Errno::NONET) => {
+                    fanout_error(fanout.id, Op::SetRing)(errno)
+                }
+                // EPERM, ENOMEM, E2BIG...: as for a lone ring.
+                _ => Op::SetRing.error()(errno),
+            },
+        )?;
         // SAFETY: PKTRING_IOC_GET_INFO writes a `struct pktring_info`, which `PktringInfo`
         // mirrors (tests/uapi.rs).
         let info: PktringInfo =
@@ -301,18 +429,31 @@ impl RingBuilder {
             reader,
             _map: map,
             fd,
+            fanout: self.fanout,
         })
+    }
+}
+
+/// Returns a function that makes an [`Error::Fanout`] of the call `op` on a ring of group `id`.
+fn fanout_error(id: u32, op: Op) -> impl Fn(Errno) -> Error {
+    move |errno| Error::Fanout {
+        id,
+        op,
+        source: errno.into(),
     }
 }
 
 /// A capturing ring of the device: its file, its mapping and its consumer.
 ///
-/// Dropping it unmaps the ring and closes the file, which stops the capture.
+/// Dropping it unmaps the ring and closes the file, which stops the capture (and leaves its
+/// fanout group).
 pub struct Ring {
     /// Borrows `_map` in fact; declared first, and never handed out.
     reader: RingReader<'static>,
     _map: MmapRaw,
     fd: OwnedFd,
+    /// The group the ring joined, if any.
+    fanout: Option<Fanout>,
 }
 
 impl Ring {
@@ -379,6 +520,55 @@ impl Ring {
     /// (`PKTRING_IOC_SET_FILTER`): every packet meets either the old program or the new one.
     pub fn set_filter(&self, filter: &[SockFilter]) -> Result<(), Error> {
         set_filter(self.fd.as_fd(), filter)
+    }
+
+    /// Returns the ring's fanout group as `PKTRING_IOC_GET_FANOUT` reports it now: its `id`,
+    /// `mode` and `flags` ([`Fanout::from_uapi`]), its `members` (0 once this ring has left),
+    /// and `rollover`, the packets this ring took for another member that had no free frame
+    /// since it was set up (never cleared). `None` for a ring in no group (`ENOENT`).
+    ///
+    /// Its other errors are [`Error::Fanout`] for a ring that joined a group, [`Error::Io`]
+    /// for one that did not.
+    pub fn fanout(&self) -> Result<Option<PktringFanout>, Error> {
+        // SAFETY: PKTRING_IOC_GET_FANOUT writes a `struct pktring_fanout`, which
+        // `PktringFanout` mirrors (tests/uapi.rs).
+        match unsafe {
+            ioctl(
+                &self.fd,
+                Getter::<{ uapi::PKTRING_IOC_GET_FANOUT }, _>::new(),
+            )
+        } {
+            Ok(fanout) => Ok(Some(fanout)),
+            Err(Errno::NOENT) => Ok(None),
+            Err(errno) => Err(self.fanout_error(Op::GetFanout)(errno)),
+        }
+    }
+
+    /// Leaves the ring's fanout group (`PKTRING_IOC_LEAVE_FANOUT`): from its return on no
+    /// packet goes to the ring, whose frames stay readable, so that its consumer can drain it
+    /// and lose nothing; packets go to the members that are left, and none is lost or doubled.
+    /// A ring that left captures nothing more. (Dropping the ring leaves too, with what it
+    /// holds.)
+    ///
+    /// Returns `true` if the ring left, `false` if it was no member (`ENOENT`): a lone ring,
+    /// or one that left already. Its other errors are as [`fanout`](Self::fanout)'s.
+    pub fn leave_fanout(&self) -> Result<bool, Error> {
+        // SAFETY: PKTRING_IOC_LEAVE_FANOUT takes no argument.
+        match unsafe { ioctl(&self.fd, NoArg::<{ uapi::PKTRING_IOC_LEAVE_FANOUT }>::new()) } {
+            Ok(()) => Ok(true),
+            Err(Errno::NOENT) => Ok(false),
+            Err(errno) => Err(self.fanout_error(Op::LeaveFanout)(errno)),
+        }
+    }
+
+    /// Returns a function that makes the error of a failed fanout call `op`:
+    /// [`Error::Fanout`] if the ring joined a group, [`Error::Io`] if not.
+    fn fanout_error(&self, op: Op) -> impl Fn(Errno) -> Error {
+        let id = self.fanout.map(|fanout| fanout.id);
+        move |errno| match id {
+            Some(id) => fanout_error(id, op)(errno),
+            None => op.error()(errno),
+        }
     }
 
     /// Removes the ring's capture filter (`PKTRING_IOC_DETACH_FILTER`); `ENOENT` if it had none.
@@ -514,6 +704,128 @@ mod tests {
             .is_ok());
         assert!(Hook::Egress.is_egress() && Hook::LocalOut.starts_at_network_header());
         assert!(!Hook::Ingress.is_egress() && !Hook::Egress.starts_at_network_header());
+    }
+
+    #[test]
+    fn a_fanout_group_makes_the_join_request() {
+        let modes = [
+            FanoutMode::Cpu,
+            FanoutMode::Hash,
+            FanoutMode::Queue,
+            FanoutMode::Lb,
+        ];
+        assert_eq!(modes.map(FanoutMode::uapi), [0, 1, 2, 3]);
+        for mode in modes {
+            assert_eq!(FanoutMode::from_uapi(mode.uapi()), Some(mode));
+        }
+        assert_eq!(FanoutMode::from_uapi(4), None);
+        let fanout = Fanout {
+            id: 7,
+            mode: FanoutMode::Lb,
+            rollover: true,
+        };
+        assert_eq!(
+            fanout.uapi(),
+            PktringFanout {
+                id: 7,
+                mode: 3,
+                flags: 1,
+                ..PktringFanout::default()
+            }
+        );
+        let alone = Fanout {
+            rollover: false,
+            ..fanout
+        };
+        assert_eq!(alone.uapi().flags, 0);
+        // What GET_FANOUT reports reads back as the group, whatever its counters.
+        let reported = PktringFanout {
+            members: 3,
+            rollover: 12,
+            ..fanout.uapi()
+        };
+        assert_eq!(Fanout::from_uapi(&reported), Some(fanout));
+        assert_eq!(Fanout::from_uapi(&alone.uapi()), Some(alone));
+        for unknown in [
+            PktringFanout {
+                mode: 9,
+                ..reported
+            },
+            PktringFanout {
+                flags: 2,
+                ..reported
+            },
+        ] {
+            assert_eq!(Fanout::from_uapi(&unknown), None, "{unknown:?}");
+        }
+        // The group does not change the ring request: every member sends its own.
+        let builder = RingBuilder::new().family(Family::Ipv4);
+        assert_eq!(
+            builder.clone().fanout(Some(fanout)).request().unwrap(),
+            builder.request().unwrap()
+        );
+    }
+
+    #[test]
+    fn fanout_errors_say_why() {
+        let error = |op, errno: Errno| {
+            Error::Fanout {
+                id: 42,
+                op,
+                source: errno.into(),
+            }
+            .to_string()
+        };
+        for (op, errno, says) in [
+            (Op::JoinFanout, Errno::NOTTY, "no fanout groups (ENOTTY)"),
+            (Op::JoinFanout, Errno::INVAL, "refused the join (EINVAL)"),
+            (Op::JoinFanout, Errno::ALREADY, "(EALREADY)"),
+            (Op::JoinFanout, Errno::BUSY, "before PKTRING_IOC_SET_RING"),
+            (Op::SetRing, Errno::INVAL, "the same mode and flags"),
+            (Op::SetRing, Errno::NOSPC, "256 members (ENOSPC)"),
+            (Op::SetRing, Errno::NODEV, "device went away (ENODEV)"),
+            (
+                Op::SetRing,
+                Errno::NONET,
+                "namespace is going away (ENONET)",
+            ),
+            (Op::LeaveFanout, Errno::NOMEM, "PKTRING_IOC_LEAVE_FANOUT: "),
+            (Op::GetFanout, Errno::FAULT, "PKTRING_IOC_GET_FANOUT: "),
+        ] {
+            let message = error(op, errno);
+            assert!(
+                message.starts_with("fanout group 42: ") && message.contains(says),
+                "{message}"
+            );
+            assert!(!message.contains('\n'), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_member_fails_to_open_as_a_lone_ring_does_or_at_its_join() {
+        let member = |device: &str| {
+            RingBuilder::new()
+                .device(device)
+                .fanout(Some(Fanout {
+                    id: 1,
+                    mode: FanoutMode::Hash,
+                    rollover: false,
+                }))
+                .open()
+        };
+        assert!(matches!(
+            member("/nonexistent/pktring"),
+            Err(Error::Open { .. })
+        ));
+        // /dev/null is no ring: the join is refused (ENOTTY), before anything is set up.
+        match member("/dev/null") {
+            Err(Error::Fanout {
+                id: 1,
+                op: Op::JoinFanout,
+                source,
+            }) => assert_eq!(Errno::from_io_error(&source), Some(Errno::NOTTY)),
+            other => panic!("{:?}", other.err()),
+        }
     }
 
     #[test]

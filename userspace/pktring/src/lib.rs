@@ -81,6 +81,48 @@
 //! # Ok::<(), pktring::Error>(())
 //! ```
 //!
+//! # Fanout groups
+//!
+//! Rings can take one capture between them as the members of a *fanout group*
+//! ([`RingBuilder::fanout`], a [`Fanout`]): each ring joins the group before its set-up, which
+//! makes it a member, and the group puts each packet that the members' selection takes in one
+//! of them, picked by the [`FanoutMode`] (with rollover, in the next member with a free frame
+//! when the one picked has none). Every member must select the same packets and join with the
+//! same mode and rollover; each has its own geometry, and a consumer of its own.
+//! [`Ring::fanout`] reports the group (its members, the ring's rollovers), and
+//! [`Ring::leave_fanout`] takes the ring out of it: no packet comes to the ring from then on,
+//! and what it holds stays readable, so that a consumer that drains it loses nothing.
+//!
+//! Four rings in a flow-hash group, a thread each (needs the module and root):
+//!
+//! ```no_run
+//! use pktring::{Fanout, FanoutMode, RingBuilder};
+//! use std::time::Duration;
+//!
+//! let group = Fanout { id: 7, mode: FanoutMode::Hash, rollover: true };
+//! let builder = RingBuilder::new().fanout(Some(group));
+//! let rings = (0..4).map(|_| builder.open()).collect::<Result<Vec<_>, _>>()?;
+//! std::thread::scope(|scope| {
+//!     for mut ring in rings {
+//!         scope.spawn(move || -> Result<u64, pktring::Error> {
+//!             let mut seen = 0;
+//!             while seen < 1000 {
+//!                 if ring.next_frame(Some(Duration::from_secs(1)))?.is_some() {
+//!                     seen += 1;
+//!                 }
+//!             }
+//!             // Nothing comes to the ring any more: take what it holds.
+//!             ring.leave_fanout()?;
+//!             while ring.try_next()?.is_some() {
+//!                 seen += 1;
+//!             }
+//!             Ok(seen)
+//!         });
+//!     }
+//! });
+//! # Ok::<(), pktring::Error>(())
+//! ```
+//!
 //! # The mapping is shared memory
 //!
 //! The mapping is shared with the kernel, and the crate treats it as hostile:
@@ -124,7 +166,7 @@ mod layout;
 mod reader;
 pub mod uapi;
 
-pub use device::{ifindex, Family, Hook, Ring, RingBuilder, DEFAULT_DEVICE};
+pub use device::{ifindex, Family, Fanout, FanoutMode, Hook, Ring, RingBuilder, DEFAULT_DEVICE};
 pub use layout::{Geometry, Layout};
 pub use reader::{CorruptFrame, Frame, RingReader, Vlan};
 
@@ -160,6 +202,19 @@ pub enum Error {
     /// A frame was corrupt (and handed back).
     #[error(transparent)]
     Corrupt(#[from] CorruptFrame),
+    /// A call on a ring of a fanout group failed for a reason of the group's: its join
+    /// (`PKTRING_IOC_JOIN_FANOUT`), its set-up (`PKTRING_IOC_SET_RING`, for `EINVAL`, `ENOSPC`,
+    /// `ENODEV` and `ENONET`: the errors a member has and a lone ring has not, or not with the
+    /// same meaning), or `PKTRING_IOC_GET_FANOUT` or `PKTRING_IOC_LEAVE_FANOUT`. Says why.
+    #[error("fanout group {id}: {}", fanout_reason(*op, source))]
+    Fanout {
+        /// The group's id.
+        id: u32,
+        /// The call.
+        op: Op,
+        /// Why.
+        source: io::Error,
+    },
     /// The capture ended for good, and every frame it delivered was read: `errno` says why
     /// (`info.error`).
     #[error("capture ended: {}", ended_reason(*.errno))]
@@ -178,7 +233,42 @@ pub fn ended_reason(errno: i32) -> String {
     }
 }
 
-/// A system call on the ring, in [`Error::Io`].
+/// Says why a fanout call failed, for [`Error::Fanout`].
+fn fanout_reason(op: Op, source: &io::Error) -> String {
+    use rustix::io::Errno;
+    match (op, Errno::from_io_error(source)) {
+        (Op::JoinFanout, Some(Errno::NOTTY)) => {
+            "this rust_pktring has no fanout groups (ENOTTY)".into()
+        }
+        (Op::JoinFanout, Some(Errno::INVAL)) => {
+            "the module refused the join (EINVAL): a mode or flag it does not know".into()
+        }
+        (Op::JoinFanout, Some(Errno::ALREADY)) => {
+            "the ring's file joined a group already (EALREADY)".into()
+        }
+        (Op::JoinFanout, Some(Errno::BUSY)) => "the ring is set up already (EBUSY): a ring \
+                                                joins before PKTRING_IOC_SET_RING"
+            .into(),
+        (Op::SetRing, Some(Errno::INVAL)) => "the ring does not match the group's members \
+                                              (EINVAL): every member must select the same \
+                                              packets (hook, family or EtherType, ifindex, \
+                                              priority) and join with the same mode and flags"
+            .into(),
+        (Op::SetRing, Some(Errno::NOSPC)) => format!(
+            "the group is full: it has {} members (ENOSPC)",
+            uapi::PKTRING_FANOUT_MAX_MEMBERS
+        ),
+        (Op::SetRing, Some(Errno::NODEV)) => {
+            "the group has ended: its device went away (ENODEV)".into()
+        }
+        (Op::SetRing, Some(Errno::NONET)) => {
+            "the group has ended: its network namespace is going away (ENONET)".into()
+        }
+        _ => format!("{op}: {source}"),
+    }
+}
+
+/// A system call on the ring, in [`Error::Io`] and [`Error::Fanout`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
     /// `PKTRING_IOC_SET_RING`.
@@ -191,6 +281,12 @@ pub enum Op {
     SetFilter,
     /// `PKTRING_IOC_DETACH_FILTER`.
     DetachFilter,
+    /// `PKTRING_IOC_JOIN_FANOUT`.
+    JoinFanout,
+    /// `PKTRING_IOC_GET_FANOUT`.
+    GetFanout,
+    /// `PKTRING_IOC_LEAVE_FANOUT`.
+    LeaveFanout,
     /// `mmap()` of the ring.
     Map,
     /// Waiting for a frame: `poll()`, or the wait function of [`RingReader::next_frame`].
@@ -217,6 +313,9 @@ impl fmt::Display for Op {
             Op::GetStats => "PKTRING_IOC_GET_STATS",
             Op::SetFilter => "PKTRING_IOC_SET_FILTER",
             Op::DetachFilter => "PKTRING_IOC_DETACH_FILTER",
+            Op::JoinFanout => "PKTRING_IOC_JOIN_FANOUT",
+            Op::GetFanout => "PKTRING_IOC_GET_FANOUT",
+            Op::LeaveFanout => "PKTRING_IOC_LEAVE_FANOUT",
             Op::Map => "mmap",
             Op::Poll => "poll",
             Op::Interface => "SIOCGIFINDEX",

@@ -232,6 +232,43 @@ pub struct SockaddrLl {
     pub sll_addr: [u8; 8],
 }
 
+/// `PKTRING_FANOUT_CPU`: a fanout group picks a packet's member by the producing CPU (its
+/// number modulo the members).
+pub const PKTRING_FANOUT_CPU: u16 = 0;
+/// `PKTRING_FANOUT_HASH`: by a symmetric flow hash (both directions of a flow go to the same
+/// member).
+pub const PKTRING_FANOUT_HASH: u16 = 1;
+/// `PKTRING_FANOUT_QUEUE`: by the device's RX queue.
+pub const PKTRING_FANOUT_QUEUE: u16 = 2;
+/// `PKTRING_FANOUT_LB`: round robin.
+pub const PKTRING_FANOUT_LB: u16 = 3;
+/// `PKTRING_FANOUT_FLAG_ROLLOVER`: a packet that finds no free frame in the member picked goes
+/// to the next member with one.
+pub const PKTRING_FANOUT_FLAG_ROLLOVER: u16 = 0x1;
+/// `PKTRING_FANOUT_MAX_MEMBERS`: the most members a group has.
+pub const PKTRING_FANOUT_MAX_MEMBERS: u32 = 256;
+
+/// `struct pktring_fanout`: a fanout group, for [`PKTRING_IOC_JOIN_FANOUT`] (which reads `id`,
+/// `mode` and `flags`) and [`PKTRING_IOC_GET_FANOUT`].
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PktringFanout {
+    /// The group's id in the network namespace.
+    pub id: u32,
+    /// `PKTRING_FANOUT_*`.
+    pub mode: u16,
+    /// `PKTRING_FANOUT_FLAG_*`.
+    pub flags: u16,
+    /// GET_FANOUT: the group's members now (0 before set-up, and once the ring has left).
+    /// Zero for JOIN_FANOUT.
+    pub members: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// GET_FANOUT: packets this ring took for another member that had no free frame, since it
+    /// was set up (not cleared). Zero for JOIN_FANOUT.
+    pub rollover: u64,
+}
+
 /// `PKTRING_IOC_MAGIC`.
 pub const PKTRING_IOC_MAGIC: u8 = 0xb9;
 /// `PKTRING_IOC_SET_RING`: `_IOW(PKTRING_IOC_MAGIC, 1, struct pktring_req)`.
@@ -244,3 +281,10 @@ pub const PKTRING_IOC_GET_STATS: Opcode = opcode::read::<PktringStats>(PKTRING_I
 pub const PKTRING_IOC_SET_FILTER: Opcode = opcode::write::<SockFprog>(PKTRING_IOC_MAGIC, 4);
 /// `PKTRING_IOC_DETACH_FILTER`: `_IO(PKTRING_IOC_MAGIC, 5)`.
 pub const PKTRING_IOC_DETACH_FILTER: Opcode = opcode::none(PKTRING_IOC_MAGIC, 5);
+/// `PKTRING_IOC_JOIN_FANOUT`: `_IOW(PKTRING_IOC_MAGIC, 6, struct pktring_fanout)`; before
+/// [`PKTRING_IOC_SET_RING`].
+pub const PKTRING_IOC_JOIN_FANOUT: Opcode = opcode::write::<PktringFanout>(PKTRING_IOC_MAGIC, 6);
+/// `PKTRING_IOC_GET_FANOUT`: `_IOR(PKTRING_IOC_MAGIC, 7, struct pktring_fanout)`.
+pub const PKTRING_IOC_GET_FANOUT: Opcode = opcode::read::<PktringFanout>(PKTRING_IOC_MAGIC, 7);
+/// `PKTRING_IOC_LEAVE_FANOUT`: `_IO(PKTRING_IOC_MAGIC, 8)`.
+pub const PKTRING_IOC_LEAVE_FANOUT: Opcode = opcode::none(PKTRING_IOC_MAGIC, 8);

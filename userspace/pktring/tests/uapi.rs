@@ -95,6 +95,16 @@ fn expectations() -> Vec<Check> {
         reserved
     );
     structure!("pktring_stats", PktringStats, packets, drops, filtered);
+    structure!(
+        "pktring_fanout",
+        PktringFanout,
+        id,
+        mode,
+        flags,
+        members,
+        reserved,
+        rollover
+    );
     structure!("sock_filter", SockFilter, code, jt, jf, k);
     structure!("sock_fprog", SockFprog, len, filter);
     structure!(
@@ -140,12 +150,21 @@ fn expectations() -> Vec<Check> {
         PKTRING_MAX_SNAPLEN,
         PKTRING_MAX_RING_BYTES,
         PKTRING_NO_RX_QUEUE,
+        PKTRING_FANOUT_CPU,
+        PKTRING_FANOUT_HASH,
+        PKTRING_FANOUT_QUEUE,
+        PKTRING_FANOUT_LB,
+        PKTRING_FANOUT_FLAG_ROLLOVER,
+        PKTRING_FANOUT_MAX_MEMBERS,
         PKTRING_IOC_MAGIC,
         PKTRING_IOC_SET_RING,
         PKTRING_IOC_GET_INFO,
         PKTRING_IOC_GET_STATS,
         PKTRING_IOC_SET_FILTER,
-        PKTRING_IOC_DETACH_FILTER
+        PKTRING_IOC_DETACH_FILTER,
+        PKTRING_IOC_JOIN_FANOUT,
+        PKTRING_IOC_GET_FANOUT,
+        PKTRING_IOC_LEAVE_FANOUT
     );
     constants!(
         true: TP_STATUS_KERNEL,
