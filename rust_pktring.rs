@@ -26,8 +26,9 @@
 //! set-up without `CAP_NET_RAW` (see below) or an executable mapping, `ENOTTY` for an unknown
 //! ioctl, `EFAULT` for a bad pointer, `ENODEV` for an ingress hook on a device that is not in the
 //! ring's namespace, `ENONET` for a set-up in a namespace that is being dismantled, `E2BIG` once
-//! netfilter's 1024 hooks of one hook point are taken. An open ring pins the module: `rmmod`
-//! fails (the kernel reports `EAGAIN`, "in use").
+//! netfilter's 1024 hooks of one hook point are taken; for fanout, `EALREADY` for a second join,
+//! `ENOSPC` for a full group, `ENOENT` for no group (the header lists them all). An open ring
+//! pins the module: `rmmod` fails (the kernel reports `EAGAIN`, "in use").
 //!
 //! A complete consumer:
 //!
