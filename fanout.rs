@@ -39,11 +39,8 @@ use crate::errno;
 use crate::ring::{detached_errno, Refusal, Ring};
 use crate::uapi::{FanoutMode, FanoutRequest, Selection, PKTRING_FANOUT_MAX_MEMBERS};
 
-/// A group's members in the order they joined: the array the hook picks from.
-///
-/// # Invariants
-///
-/// Allocated by [`new_members`], with room for `PKTRING_FANOUT_MAX_MEMBERS` rings.
+/// A group's members in the order they joined: the array the hook picks from. Every one a group
+/// publishes comes from [`new_members`], with room for `PKTRING_FANOUT_MAX_MEMBERS` rings.
 type Members = KVec<Arc<Ring>>;
 
 /// Allocates an empty member array with room for the most members a group may have, so that
@@ -146,7 +143,7 @@ impl Group {
         joining: Option<&Arc<Ring>>,
     ) -> Result {
         let mut push = |ring: &Arc<Ring>| {
-            // By the invariant of `Members` there is room for every member a group may have
+            // `array` comes from `new_members`, with room for every member a group may have
             // (`join` checks the count): `push` does not allocate, and cannot fail.
             let _ = array.push(ring.clone(), GFP_NOWAIT);
         };
