@@ -230,6 +230,10 @@ run_guest() { # run, kernel build, module, suite arguments, kernel arguments
 # a filtered capture into pcapng in the guest, read back there with the
 # host's tshark, and `exit` to power the guest off (the console does not pass
 # EOF on).
+# The capture writes its own exit status to a file: `wait` with no operand
+# does not report the job's (one CI run got 1 from it while ash's job line
+# said "Done", which ash writes for exit status 0 only), and `wait PID` gets
+# 127 once the interactive shell has reported the job done at a prompt.
 check_shell() {
 	local out=$tmp/shell.out fifo=$tmp/shell.in pid w i=0 rc=0
 	mkfifo "$fifo"
@@ -243,9 +247,9 @@ check_shell() {
 	# Lines typed before the shell reads its terminal would be lost.
 	sleep 3
 	printf '%s\n' ": a line for what the terminal may still drop" \
-		"pktring capture -w /tmp/s.pcapng -i $PKTRING_GUEST_IFNAME -c 100 --duration 120s -q 'udp src port 40001' & sleep 3" \
+		"(pktring capture -w /tmp/s.pcapng -i $PKTRING_GUEST_IFNAME -c 100 --duration 120s -q 'udp src port 40001'; echo \$? >/tmp/s.rc) & sleep 3" \
 		"pktring-traffic udp --dst $PKTRING_GUEST_IP4 --flows 4 --sport 40000 --count 400 --rate 1000 >/dev/null" \
-		'wait; echo "shell-session: capture $?, tshark reads $(tshark -r /tmp/s.pcapng 2>/dev/null | wc -l) packets, $(tshark -r /tmp/s.pcapng -Y "udp.srcport != 40001" 2>/dev/null | wc -l) from other ports"' \
+		'wait; echo "shell-session: capture $(cat /tmp/s.rc), tshark reads $(tshark -r /tmp/s.pcapng 2>/dev/null | wc -l) packets, $(tshark -r /tmp/s.pcapng -Y "udp.srcport != 40001" 2>/dev/null | wc -l) from other ports"' \
 		exit >&"$w"
 	exec {w}>&-
 	wait "$pid" || rc=$?
