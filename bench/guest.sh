@@ -209,10 +209,15 @@ fi
 # member c % 3: each member's ring lock is taken by one producing CPU (and its
 # consumer). The host offers 120k pps, twice what one ring captures here, so
 # that the offered rate does not cap the group's gain; the no-capture
-# baseline is the traffic's own cost. Twice, the second time in the opposite
-# order, and that $fanout_rounds times; the report averages the runs.
+# baseline is the traffic's own cost. cpupin and hashpin are the same groups
+# with member I's consumer on a producing CPU instead (3, 1, 2: in cpu mode
+# each beside the CPU that fills its ring, as a capture program with a worker
+# per CPU runs), which gives the consumers more than CPU 0 but takes it from
+# the producers. Twice, the second time in the opposite order, and that
+# $fanout_rounds times; the report averages the runs.
 fanout_rate=120000
-# fphase NAME VARIANT IF -- TRAFFIC...: VARIANT none, ring, cpu or hash.
+# fphase NAME VARIANT IF -- TRAFFIC...: VARIANT none, ring, cpu, hash, cpupin
+# or hashpin.
 fphase() {
 	label=$1-$2 variant=$2 ifname=$3
 	shift 3
@@ -221,23 +226,26 @@ fphase() {
 		k=none
 		[ "$variant" = ring ] && k=pktring
 		$B consume $k --geom a --if "$ifname" --cpu 0 --mark $m --label "$label" "$@" ;;
-	*)
+	cpu | hash)
 		$B consume pktring-fanout "$variant" 3 --geom a --if "$ifname" --cpu 0 --mark $m \
 			--label "$label" "$@" ;;
+	cpupin | hashpin)
+		$B consume pktring-fanout "${variant%pin}" 3 --geom a --if "$ifname" --cpu 0 \
+			--member-cpus 3,1,2 --mark $m --label "$label" "$@" ;;
 	esac | grep -E '^@@BENCH|^pktgen|^udpgen|error'
 	m=$((m + 2))
 }
 if has fanout; then
 	r=1
 	while [ $r -le "$fanout_rounds" ]; do
-		for v in none ring cpu hash hash cpu ring none; do
+		for v in none ring cpu hash cpupin hashpin hashpin cpupin hash cpu ring none; do
 			fphase fanout-host-udp64 $v "$nic" -- $host_udp --size 64 --rate $fanout_rate
 		done
 		r=$((r + 1))
 	done
 	r=1
 	while [ $r -le "$fanout_rounds" ]; do
-		for v in none ring cpu hash hash cpu ring none; do
+		for v in none ring cpu hash cpupin hashpin hashpin cpupin hash cpu ring none; do
 			fphase fanout-lo-udp64 $v lo -- $lo_udp64
 		done
 		r=$((r + 1))

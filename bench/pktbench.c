@@ -24,7 +24,8 @@
  * --wake-frames N and --wake-usecs U (pktring's batched wake-ups: poll()
  * wakes once N frames are ready, 0 meaning a quarter of the ring, or U µs
  * after the first frame it was not woken for; default 10000, V3's block
- * timeout here), --member-geom split|full (pktring-fanout: see below).
+ * timeout here), --member-geom split|full and --member-cpus LIST
+ * (pktring-fanout: see below).
  *
  * KIND is pktring (/dev/pktring, rust_pktring_uapi.h; a wake-up per move of
  * the release frontier), pktringb (the same with batched wake-ups), tpv2 or
@@ -45,6 +46,8 @@
  * members taking one more where they do not divide (4 MiB of geometry a into
  * 3: 22, 21 and 21 blocks of 64 KiB), so that the group has the one ring's
  * memory; --member-geom full gives each member the whole geometry instead.
+ * --member-cpus C0,C1,... pins member I's consumer thread to CPU CI instead
+ * of where --cpu says (a member without an entry stays there).
  * It prints one "@@BENCH ... mode=fanout member=I" line per member and one
  * with member=all: the members' counts summed, the span from the first
  * packet any took to the last.
@@ -609,6 +612,8 @@ static void consume_loop(struct ring *r, double drain_s, volatile sig_atomic_t *
 	r->nivcsw = ru1.ru_nivcsw - ru0.ru_nivcsw;
 }
 
+#define MAX_MEMBERS	16	/* pktring-fanout's N at most */
+
 struct opts {
 	const char *label, *ifname, *geom, *hook;
 	unsigned int mark;
@@ -617,6 +622,7 @@ struct opts {
 	bool snap_filter;
 	struct wake wake;
 	bool member_full;	/* fanout: each member the whole geometry */
+	int member_cpu[MAX_MEMBERS];	/* fanout: member I's consumer's CPU, or -1: --cpu */
 };
 
 /* A number for an option, or a clear error. */
@@ -646,12 +652,17 @@ static int parse_common(struct opts *o, int argc, char **argv)
 		{ "wake-frames", required_argument, NULL, 'F' },
 		{ "wake-usecs", required_argument, NULL, 'U' },
 		{ "member-geom", required_argument, NULL, 'M' },
+		{ "member-cpus", required_argument, NULL, 'C' },
 		{ }
 	};
+	unsigned int i;
+	char *p, *end;
 	int c;
 
 	*o = (struct opts){ .label = "-", .ifname = "eth0", .geom = "a", .hook = "pre", .cpu = -1,
 			    .drain = 0.3, .wake = { .usecs = 10000 } };
+	for (i = 0; i < MAX_MEMBERS; i++)
+		o->member_cpu[i] = -1;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
 		switch (c) {
@@ -676,6 +687,22 @@ static int parse_common(struct opts *o, int argc, char **argv)
 				die("--member-geom %s: split (the members share the geometry's blocks) or full",
 				    optarg);
 			o->member_full = !strcmp(optarg, "full");
+			break;
+		case 'C':
+			for (i = 0, p = optarg;; i++) {
+				unsigned long cpu;
+
+				errno = 0;
+				cpu = strtoul(p, &end, 10);
+				if (i == MAX_MEMBERS || errno ||
+				    end == p || *p == '-' || cpu >= CPU_SETSIZE || (*end && *end != ','))
+					die("--member-cpus %s: up to %d CPU numbers, comma-separated", optarg,
+					    MAX_MEMBERS);
+				o->member_cpu[i] = cpu;
+				if (!*end)
+					break;
+				p = end + 1;
+			}
 			break;
 		default: die("bad option");
 		}
@@ -737,12 +764,14 @@ static int cmd_consume(int argc, char **argv)
 struct multi_arg {
 	struct ring r;
 	double drain;
+	int cpu;	/* where to pin this thread, or -1: where its creator is */
 };
 
 static void *multi_thread(void *p)
 {
 	struct multi_arg *a = p;
 
+	pin_to(a->cpu);
 	consume_loop(&a->r, a->drain, &child_done);
 	return NULL;
 }
@@ -767,6 +796,7 @@ static int cmd_multi(int argc, char **argv)
 			  (struct wake){ 0 }, NULL);
 		ring_kstats(&a[i].r, false);
 		a[i].drain = o.drain;
+		a[i].cpu = -1;
 	}
 	mark(o.mark);
 	take_snap(&s0, o.ifname);
@@ -790,7 +820,6 @@ static int cmd_multi(int argc, char **argv)
 	return 0;
 }
 
-#define MAX_MEMBERS	16
 
 static const char *const fanout_modes[] = { [PKTRING_FANOUT_CPU] = "cpu", [PKTRING_FANOUT_HASH] = "hash" };
 
@@ -843,6 +872,7 @@ static int cmd_fanout(int argc, char **argv)
 		ring_open(&a[i].r, K_PKTRING, m, ifindex, hook_of(o.hook), false, o.wake, &fan);
 		ring_kstats(&a[i].r, false);
 		a[i].drain = o.drain;
+		a[i].cpu = o.member_cpu[i];
 		if (ioctl(a[i].r.fd, PKTRING_IOC_GET_FANOUT, &got))
 			die("PKTRING_IOC_GET_FANOUT: %s", strerror(errno));
 		if (got.members != i + 1)

@@ -299,10 +299,15 @@ def derive(ph, marks, prof, ksyms, spinby=None):
 
 
 # The fanout section: one ring against groups of 3 (bench/guest.sh).
-FANOUT_VARIANTS = ("none", "ring", "cpu", "hash")
-FANOUT_GROUPS = ("cpu", "hash")
+FANOUT_VARIANTS = ("none", "ring", "cpu", "hash", "cpupin", "hashpin")
+FANOUT_GROUPS = ("cpu", "hash", "cpupin", "hashpin")
+# Groups whose consumers run on the producing CPUs: there the producers' CPU time and
+# instructions include the consumers', so the columns that split the two are left out.
+FANOUT_PINNED = ("cpupin", "hashpin")
 FANOUT_TITLE = {"none": "no capture", "ring": "one ring (pktring)", "cpu": "group of 3, cpu mode",
-                "hash": "group of 3, hash mode"}
+                "hash": "group of 3, hash mode",
+                "cpupin": "group of 3, cpu mode, consumers on CPUs 3, 1, 2",
+                "hashpin": "group of 3, hash mode, consumers on CPUs 3, 1, 2"}
 FANOUT_WORKLOAD_TITLE = {"host-udp64": "host UDP 64 B, 120k pps offered (saturating)",
                          "lo-udp64": "guest loopback UDP 64 B, 3 senders flat out"}
 # "No cross-CPU ring-lock spinning" in cpu mode, on the producing CPUs: fewer contended ring-lock
@@ -774,8 +779,10 @@ class Report:
         self.p("One ring (the pktring consumer: one thread, immediate wake-ups) and fanout groups of 3 "
                "members (cpu mode: member = producing CPU % 3; hash: the symmetric flow hash), one "
                "consumer thread per member, on the same traffic in turn, in pairs of runs in opposite "
-               "orders (runs: how many; summed or averaged over them). Every consumer thread is on CPU 0 and the "
-               "producing CPUs are 1-3 in every phase; the group's members share the one ring's 4 MiB "
+               "orders (runs: how many; summed or averaged over them). The producing CPUs are 1-3 in every "
+               "phase and every consumer thread is on CPU 0, but in the pinned groups, whose member I's "
+               "consumer is on CPU 3, 1 or 2 (cpu mode: beside the CPU that fills its ring), and whose "
+               "columns that split producer from consumer CPU are left out (–); the group's members share the one ring's 4 MiB "
                "(22, 21 and 21 blocks of 64 KiB, 2 KiB frames). captured: packets the consumers read; "
                "by member: the kernel's packets per member. sent: what pktgen (host) or udpgen (loopback) sent; reached IP: Ip InReceives. Counts are summed over the runs. pkts/prod-CPU: packets per host "
                "CPU-second on the producing vCPUs. capture work: producer instructions without "
@@ -802,14 +809,17 @@ class Report:
                     tot = sum(kp) or 1
                     share = "/".join(f"{x / tot:.0%}" for x in kp)
                 cap = v != "none"
+                pin = v in FANOUT_PINNED
                 spin = (f"{fmt(c.get('rspp_prod'), 2)} ({fmt(c.get('reps_k'), 1)}, "
                         f"{fmt(c.get('rs_per_ep'))})" if c.get("rspp_prod") is not None else
                         f"– (all spin {fmt(c.get('spp_prod'), 1)})")
                 self.p(f"| {wl} | {FANOUT_TITLE[v]} | {c['runs']} | {fmt(c.get('sent'))} | "
                        f"{fmt(num(c.get('ip_in')))} | {fmt(num(c.get('pkts'))) if cap else '–'} | {fmt(c['cap_pps']) if cap else '–'} | "
                        f"{fmt(num(c.get('k_drops'))) if cap else '–'} | {share} | "
-                       f"{fmt(c.get('n_per_prod_s'))} | {fmt(c.get('capwork')) if cap else '–'} | "
-                       f"{spin} | {fmt(c.get('spp_prod'), 1)} | {fmt(c.get('rspp_cons'), 2)} | "
+                       f"{'–' if pin else fmt(c.get('n_per_prod_s'))} | "
+                       f"{fmt(c.get('capwork')) if cap and not pin else '–'} | "
+                       f"{'–' if pin else spin} | {'–' if pin else fmt(c.get('spp_prod'), 1)} | "
+                       f"{'–' if pin else fmt(c.get('rspp_cons'), 2)} | "
                        f"{fmt(wakeups_per_k(c), 1) if cap else '–'} | "
                        f"{fmt(c.get('us_pkt_prod'), 1)} + {fmt(c.get('us_pkt_cons'), 1)} |")
         self.p()
@@ -829,11 +839,12 @@ class Report:
                 sr, how = self.fanout_spin(r)
                 sg, _ = self.fanout_spin(c)
                 pct = f" ({sg / sr:.0%})" if sr and sg is not None else ""
+                pin = g in FANOUT_PINNED
                 self.p(f"| {wl} | {g} | {fr(ratio(num(c['pkts']) / c['runs'], num(r['pkts']) / r['runs']))} | "
                        f"{fr(ratio(c['cap_pps'], r['cap_pps']))} | "
-                       f"{fr(ratio(c.get('n_per_prod_s'), r.get('n_per_prod_s')))} | "
-                       f"{fr(dratio(c.get('capwork'), r.get('capwork')))} | "
-                       f"{fmt(sr, 2)} → {fmt(sg, 2)}{pct} | "
+                       f"{'–' if pin else fr(ratio(c.get('n_per_prod_s'), r.get('n_per_prod_s')))} | "
+                       f"{'–' if pin else fr(dratio(c.get('capwork'), r.get('capwork')))} | "
+                       f"{'–' if pin else f'{fmt(sr, 2)} → {fmt(sg, 2)}{pct}'} | "
                        f"{fmt(num(r.get('k_drops')))} / {fmt(num(c.get('k_drops')))} |")
                 self.fanout_targets(wl, g, r, c)
         self.p()
@@ -841,7 +852,8 @@ class Report:
             self.table_fanout_profile(wl, cells)
 
     def table_fanout_profile(self, wl, cells, top=12):
-        c = {v: cells.get((wl, v)) for v in ("ring",) + FANOUT_GROUPS}
+        groups = tuple(g for g in FANOUT_GROUPS if g not in FANOUT_PINNED)
+        c = {v: cells.get((wl, v)) for v in ("ring",) + groups}
         if not all(c.values()) or not all("prof_pp" in x for x in c.values()):
             return
         self.p(f"### Fanout, where the producers' instructions go: {wl}")
@@ -853,7 +865,7 @@ class Report:
         per = {v: ph["prof_pp"] for v, ph in c.items()}
         names = set().union(*[set(d) for d in per.values()])
         dm = demangle(names)
-        score = {f: max(abs(per[v].get(f, 0) - per["ring"].get(f, 0)) for v in FANOUT_GROUPS)
+        score = {f: max(abs(per[v].get(f, 0) - per["ring"].get(f, 0)) for v in groups)
                  for f in names}
         self.p("| function | " + " | ".join(FANOUT_TITLE[v] for v in c) + " |")
         self.p("|---|" + "---|" * len(c))
@@ -864,13 +876,14 @@ class Report:
     def fanout_targets(self, wl, g, r, c):
         rc, cc = num(r["pkts"]) / r["runs"], num(c["pkts"]) / c["runs"]
         q = ratio(cc, rc)
+        per_cpu = ("" if g in FANOUT_PINNED else
+                   f"; per producer CPU-second {fr(ratio(c.get('n_per_prod_s'), r.get('n_per_prod_s')))}")
         self.fanout_verdicts.append((
-            f"fanout {g} mode vs one ring, {FANOUT_WORKLOAD_TITLE[wl]}",
+            f"fanout {FANOUT_TITLE[g]} vs one ring, {FANOUT_WORKLOAD_TITLE[wl]}",
             q is not None and q >= FANOUT_CAPTURE_MIN,
             f"captured packets {fr(q)} one ring's with three consumers ({fmt(cc)} against {fmt(rc)} "
-            f"a run; drops {fmt(num(c.get('k_drops')))} and {fmt(num(r.get('k_drops')))}); per producer "
-            f"CPU-second {fr(ratio(c.get('n_per_prod_s'), r.get('n_per_prod_s')))}; captured pps "
-            f"{fr(ratio(c['cap_pps'], r['cap_pps']))}; target ≥ {FANOUT_CAPTURE_MIN:.1f}×"))
+            f"a run; drops {fmt(num(c.get('k_drops')))} and {fmt(num(r.get('k_drops')))}){per_cpu}; "
+            f"captured pps {fr(ratio(c['cap_pps'], r['cap_pps']))}; target ≥ {FANOUT_CAPTURE_MIN:.1f}×"))
         if g != "cpu":
             return
         sr, how = self.fanout_spin(r)
