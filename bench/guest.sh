@@ -29,8 +29,9 @@
 #		(/lib/modules/ab-NAME.ko), alternated round by round
 #   multi	the three consumers at once
 #   fanout	one ring (pktring) against fanout groups of 3 rings, cpu and hash
-#		mode (one consumer thread each, all on CPU 0; the group shares
-#		the one ring's 4 MiB), on 64 B from the host (120k pps offered)
+#		mode (one consumer thread each, all on CPU 0, then on CPUs 3, 1
+#		and 2; the group shares the one ring's 4 MiB), on 64 B from the
+#		host (120k pps offered)
 #		and 64 B from 3 loopback senders, twice in opposite orders
 #		(--fanout-rounds N: N times that)
 
