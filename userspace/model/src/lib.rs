@@ -49,7 +49,8 @@
 //! head" ([`Announcing::Head`]), tells the consumer to read a frame still being filled, and
 //! sleeps it through the wake-up for a frame that is ready; the rule that replaced it, the
 //! frame before `announced`, does the first on a full ring without the lap check that
-//! 356f032 added ([`Announcing::FrontierUnchecked`]); without the barrier of
+//! 356f032 added ([`Announcing::FrontierUnchecked`]), and so does a `readable()` that reads
+//! the readiness word once instead of twice ([`Announcing::FrontierOneLook`]); without the barrier of
 //! `poll_wait()` ([`PollWait::NoBarrier`]), the end of a capture can leave it asleep for good;
 //! and a `poll()` that clears `woken` only when it registers ([`Polled::FirstLook`]) loses a
 //! frame's wake-up.
@@ -61,11 +62,12 @@
 //! | `Ring`, `RingInner`, `Stats`, `Claim` | the same names            | the ring; its lock-protected state |
 //! | `Ring::claim`                         | `Ring::claim`             | under the lock: `tp_status` (acquire) is `TP_STATUS_KERNEL` and `owner_map_claim()` test-and-sets the owner bit; advance the head, count the packet, set `TP_STATUS_LOSING` after drops. Otherwise count a drop. |
 //! | `Ring::fill`                          | `Ring::fill`              | without the lock: the packet's words, then `tp_len`, each a separate write |
-//! | `Ring::release`                       | `Ring::release`           | under the lock: store `tp_status` (release), `owner_map_release()` clears the bit, `released()`; if the frontier moved, announce it (or add to `unannounced`, and announce a full batch, cancelling the timer, or set the timer) and return whether to wake |
+//! | `Ring::release`, `Ring::announce`     | `Ring::release`, `Ring::announce` | under the lock: store `tp_status` (release), `owner_map_release()` clears the bit, `released()`; if the frontier moved, announce it (or add to `unannounced`, and announce a full batch, cancelling the timer, or set the timer) and return whether to wake; publish the readiness word |
+//! | `RingInner::publish`, `Core::readiness` | `Ring::publish`, `Ring::readiness` | under the lock, after a claim, a release and the timer's announcement: if `announced` or `lapped()` changed, store them and one more change counted in the readiness word (release); the model's word also carries the ghost's idea of what readers were told of |
 //! | `RingInner::frontier`, `lapped`, `claimed`, `released` | the same names | the oldest slot in flight (`oldest`), or the head; whether every slot was claimed since readers were told (`unannounced` and the slots from `oldest` to the head fill the ring); count a claim; count a release and, for the oldest, find the next one in flight (the first owner bit after it) and how far the frontier moved |
 //! | `Ring::receive`                       | [`Ring::receive`]         | claim, fill, release, and wake the readers if `release()` says so |
 //! | `Core::expired` (the batch timer's handler), `HrTimer::start`/`try_cancel` | `Ring::expired`, `HrTimer` | under the lock: clear `timer_set`; if anything is unannounced, announce the frontier, then wake |
-//! | `Ring::readable`                      | [`Ring::readable`]        | under the lock: not readable if `lapped()`; else `announced`, then, unlocked: is the frame before it not `TP_STATUS_KERNEL` (acquire)? |
+//! | `Ring::readable`, `Ring::ready_at`    | [`Ring::readable`], `Ring::ready_at` | without the lock: load the readiness word (acquire); not readable if its lap bit is set, else is the frame before its `announced` not `TP_STATUS_KERNEL` (acquire)? Load the word again: the same, and that is the answer; changed, look again, and after `READY_LOOKS` changes, look under the lock |
 //! | `Readers` (`wake`, `polled`, `end`, `error`) | [`Readers`]        | the wait queue, the errno that ends the capture, and `woken`: `wake()` sends a wake-up only if it swaps `woken` from `false` to `true`; `poll()` clears it (`polled()`) before it looks |
 //! | `PollWaitQueue` (`poll_wait()`, `wq_has_sleeper()`, `__wake_up()`, `pollwake()`) | [`PollWaitQueue`] | register under the queue's lock, then `smp_mb()`; wake: `smp_mb()`, test the list without the lock, then under it set the poller's `triggered` and wake its task |
 //! | `Hook::detached`                      | [`Ring::detached`]        | `Readers::end(ENETDOWN)`: wake every poller with `POLLERR` |
@@ -243,8 +245,10 @@
 //!
 //! # What loom finds without the barrier of `poll_wait()`
 //!
-//! Frame wake-ups do not depend on the barriers of the wait queue: `readable()` takes the ring
-//! lock, which orders it against the release that announced, before or after. The end of a
+//! Frame wake-ups do not depend on the barriers of the wait queue: the swaps of `woken` order
+//! `readable()` against the release that announced, before or after (the waker's swap comes
+//! after its store of the readiness word, the poller's before its load, and whichever swap is
+//! later reads the other's). The end of a
 //! capture does: `Readers::end` stores the errno and then, after `wq_has_sleeper()`'s barrier,
 //! tests the queue, while `poll()` registers and then tests the errno. With
 //! [`PollWait::NoBarrier`], loom finds in the first execution that both tests can miss the
@@ -255,10 +259,10 @@
 //!
 //! `Readers::wake` sends a wake-up only if none was sent since a poller last looked; the
 //! wake-ups it spares would find the poller awake already. No wake-up is lost with it. A
-//! release whose wake-up is spared comes, in the ring lock's order, either before the look
-//! that followed the consumer's last clearing of `woken`, which then sees its frames, or after
-//! it: then that clearing happens before the spared swap, so the swap that set `woken` since
-//! read it, and that waker's test of the queue sees the consumer registered. The model checks
+//! release whose wake-up is spared swaps `woken` either before the consumer's last clearing of
+//! it, whose look then sees the readiness word that release stored, or after: then the swap
+//! that set `woken` since came after that clearing and read it, and that waker's test of the
+//! queue sees the consumer registered. The model checks
 //! this too where a waker leaves its wake-up to one still being sent (it counts the wakers
 //! between their swap and their test of the queue). And the clearing must come with every look:
 //! cleared only when `poll()` registers, loom finds (execution 3,002) packet 1's wake-up

@@ -8,6 +8,7 @@
 use core::sync::atomic::Ordering::{Acquire, Release};
 use std::sync::Arc;
 
+use loom::sync::atomic::AtomicU64;
 use loom::sync::Mutex;
 
 use crate::frame::{Frame, Packet, Payload};
@@ -59,6 +60,10 @@ pub enum Announcing {
     /// unless every slot was claimed since readers were last told (`RingInner::lapped()`): the
     /// frame there is then a later lap's, and the consumer has read every one it was told of.
     Frontier,
+    /// [`Announcing::Frontier`] with `readable()` reading the readiness word once, not again
+    /// after it tests the frame: on a full ring, the word may say "not lapped" while the frame
+    /// it names is already a later lap's. A mistake, to show that the second read is needed.
+    FrontierOneLook,
     /// `ring.rs` before 356f032: [`Announcing::Frontier`] without `lapped()`, so that `poll()`
     /// tests the frame before `announced` whatever lap it is from. On a full ring it reports
     /// readable while the consumer's next frame is still being filled.
@@ -119,6 +124,22 @@ impl Bitmap {
     }
 }
 
+/// Bit of a readiness word ([`Ring::readiness`]): every slot was claimed since readers were last
+/// told of the frontier (`ring.rs`'s `READY_LAPPED`, which is bit 32 there).
+const READY_LAPPED: u64 = 1 << 16;
+/// The bits of a readiness word that say what `poll()` is to test: the slot, and the lap bit.
+const READY_STATE: u64 = READY_LAPPED | 0xffff;
+/// One change in the count of changes, kept in the bits up to [`READY_TOLD_SHIFT`].
+const READY_CHANGE: u64 = READY_LAPPED << 1;
+/// The bits of a readiness word that the kernel has: all below the ghost's.
+const READY_KERNEL: u64 = (1 << READY_TOLD_SHIFT) - 1;
+/// Not in the kernel: where a readiness word keeps what the ghost took readers to have been
+/// told of when it was stored ([`Ghost::announced`]), so that a check of `poll()` judges its
+/// answer by what the word it read said.
+const READY_TOLD_SHIFT: u32 = 40;
+/// `ring.rs`'s `READY_LOOKS`.
+const READY_LOOKS: usize = 4;
+
 /// The fields of a [`Ring`] protected by its lock.
 #[derive(Debug)]
 struct RingInner {
@@ -138,6 +159,8 @@ struct RingInner {
     unannounced: usize,
     /// The batch timer is set (batching only).
     timer_set: bool,
+    /// The readiness word last stored in [`Ring::readiness`].
+    published: u64,
     stats: Stats,
 }
 
@@ -264,6 +287,10 @@ pub struct Ring {
     /// Batched wake-ups, if asked for.
     batch: Option<Batch>,
     inner: Mutex<RingInner>,
+    /// The readiness word, which `poll()` reads without the lock (the kernel's
+    /// `Core::readiness`): `announced` in the low 16 bits, [`READY_LAPPED`], a
+    /// count of the changes to the two up to bit 40, and the ghost's part above it.
+    readiness: AtomicU64,
     /// The batch timer (the kernel's `core`, whose handler is `Core::expired`).
     timer: HrTimer,
     /// The readers to wake, if any poll.
@@ -314,8 +341,10 @@ impl Ring {
                 announced: 0,
                 unannounced: 0,
                 timer_set: false,
+                published: 0,
                 stats: Stats::default(),
             }),
+            readiness: AtomicU64::new(0),
             timer: HrTimer {
                 armed: Mutex::new(false),
             },
@@ -372,19 +401,48 @@ impl Ring {
     /// consumer, which waits at the announced frontier: not readable. The file's `poll()` asks
     /// this after registering on the readers' queue.
     ///
-    /// With [`Announcing::FrontierUnchecked`], without the lap check; with [`Announcing::Head`],
-    /// the frame before the head instead.
+    /// Without the ring lock, while the readiness word holds still: it is read, the frame it
+    /// names tested, and the word read again; after [`READY_LOOKS`] changes, under the lock.
+    ///
+    /// With [`Announcing::FrontierUnchecked`] and [`Announcing::Head`], as `ring.rs` had it
+    /// then: [`Ring::readable_locked`].
     pub fn readable(&self) -> bool {
+        let mut seen = match self.announcing {
+            Announcing::Frontier => self.readiness.load(Acquire),
+            Announcing::FrontierOneLook => {
+                let seen = self.readiness.load(Acquire);
+                let (ready, check) = self.ready_at(seen);
+                check(&self.ghost, (seen >> READY_TOLD_SHIFT) as usize);
+                return ready;
+            }
+            Announcing::FrontierUnchecked | Announcing::Head => return self.readable_locked(),
+        };
+        for _ in 0..READY_LOOKS {
+            let (ready, check) = self.ready_at(seen);
+            let again = self.readiness.load(Acquire);
+            if again & READY_KERNEL == seen & READY_KERNEL {
+                // What the ghost took readers to know when the word read last was stored.
+                check(&self.ghost, (again >> READY_TOLD_SHIFT) as usize);
+                return ready;
+            }
+            seen = again;
+        }
+        let inner = self.lock();
+        let (ready, check) = self.ready_at(inner.published);
+        check(&self.ghost, (inner.published >> READY_TOLD_SHIFT) as usize);
+        ready
+    }
+
+    /// `readable()` as `ring.rs` had it before the readiness word: under the ring lock, which
+    /// every producer takes too. With [`Announcing::FrontierUnchecked`], without the lap check;
+    /// with [`Announcing::Head`], the frame before the head instead.
+    fn readable_locked(&self) -> bool {
         let inner = self.lock();
         // Not in the kernel: what the ghost takes readers to have been told of.
         let told = self.ghost.announced();
-        if self.announcing == Announcing::Frontier && inner.lapped(self.claiming, self.slots()) {
-            self.ghost.check_lapped(told);
-            return false;
-        }
         let announced = match self.announcing {
-            Announcing::Frontier | Announcing::FrontierUnchecked => inner.announced,
             Announcing::Head => inner.head,
+            _ => inner.announced,
         };
         drop(inner);
         let prev = announced.checked_sub(1).unwrap_or(self.slots() - 1);
@@ -392,6 +450,46 @@ impl Ring {
         let readable = status != TP_STATUS_KERNEL;
         self.ghost.check_readable(readable, told, prev, status);
         readable
+    }
+
+    /// `ring.rs`'s `Ring::ready_at`: whether the readiness word `word` and the frame it names
+    /// say that the ring is readable. Returns the check of the answer too, for the ghost to
+    /// make with what readers were told of.
+    fn ready_at(&self, word: u64) -> (bool, impl FnOnce(&Ghost, usize)) {
+        let lapped = word & READY_LAPPED != 0;
+        let announced = (word & 0xffff) as usize;
+        let prev = announced.checked_sub(1).unwrap_or(self.slots() - 1);
+        let status = (!lapped).then(|| self.frames[prev].status.load(Acquire));
+        let readable = status.is_some_and(|status| status != TP_STATUS_KERNEL);
+        let check = move |ghost: &Ghost, told: usize| match status {
+            None => ghost.check_lapped(told),
+            Some(status) => ghost.check_readable(readable, told, prev, status),
+        };
+        (readable, check)
+    }
+
+    /// `RingInner::publish`: stores the readiness word for what `poll()` tests now, if it
+    /// changed, with one more change counted. Under the lock, by everything that changes it.
+    /// Only with [`Announcing::Frontier`] and [`Announcing::FrontierOneLook`]: `ring.rs` had no
+    /// readiness word before.
+    fn publish(&self, inner: &mut RingInner) {
+        if !matches!(
+            self.announcing,
+            Announcing::Frontier | Announcing::FrontierOneLook
+        ) {
+            return;
+        }
+        let lapped = inner.lapped(self.claiming, self.slots());
+        let state = inner.announced as u64 | if lapped { READY_LAPPED } else { 0 };
+        if state == inner.published & READY_STATE {
+            return;
+        }
+        let changes = inner.published & READY_KERNEL & !READY_STATE;
+        // The ghost's part rides along with the kernel's stores and makes none of its own: a
+        // store the kernel does not make would order what the kernel leaves unordered.
+        let told = (self.ghost.announced() as u64) << READY_TOLD_SHIFT;
+        inner.published = (changes + READY_CHANGE) & READY_KERNEL | state | told;
+        self.readiness.store(inner.published, Release);
     }
 
     /// Claims the head slot for one packet, or returns `None` (a drop) if it is not free.
@@ -491,6 +589,7 @@ impl Ring {
             slot + 1
         };
         inner.claimed(slot);
+        self.publish(inner);
         inner.stats.delivered += 1;
         if rollover {
             inner.stats.rollovers += 1;
@@ -518,7 +617,15 @@ impl Ring {
         // Release orders every write to the frame before the status that publishes it.
         frame.status.store(status, Release);
         owner_map_release(self.claiming, &mut inner.owner_map, claim.slot);
-        let released = inner.released(self.claiming, claim.slot, self.slots());
+        let wake = self.announce(&mut inner, claim.slot);
+        self.publish(&mut inner);
+        wake
+    }
+
+    /// `Ring::announce`: records the release of `slot` and tells the readers of the frontier,
+    /// at once or in batches, and returns whether to wake them.
+    fn announce(&self, inner: &mut RingInner, slot: usize) -> bool {
+        let released = inner.released(self.claiming, slot, self.slots());
         if self.announcing == Announcing::Head {
             // Not in the kernel: the ghost's idea of what readers are told of, the frontier.
             let frontier = inner.frontier(self.claiming);
@@ -618,6 +725,7 @@ impl Ring {
         inner.announced = inner.frontier(self.claiming);
         inner.unannounced = 0;
         self.ghost.announce(inner.announced, inner.in_flight);
+        self.publish(&mut inner);
         drop(inner);
         self.wake();
     }

@@ -421,8 +421,8 @@ mod wakeups {
     /// The barrier of `poll_wait()` is what makes the end of a capture reach a consumer about
     /// to sleep: without it, the consumer's test of the error may read 0 while `end()`'s test
     /// of the queue finds nobody, and it sleeps for good (loom: every thread left blocked).
-    /// Frame wake-ups do not depend on it: `readable()` takes the ring lock, which orders the
-    /// two sides by itself.
+    /// Frame wake-ups do not depend on it: the swaps of `woken` order the two sides by
+    /// themselves.
     #[test]
     fn end_without_poll_wait_barrier_lost() {
         let config = Config {
@@ -526,6 +526,53 @@ mod wakeups {
                 Some(Invariant::LostWakeUp),
             );
             assert!(violation.trace.contains(&Event::Sleeps), "{violation}");
+        }
+    }
+
+    mod one_look {
+        //! `readable()` without the ring lock, reading the readiness word once
+        //! ([`Announcing::FrontierOneLook`]): `ring.rs` reads it again after testing the frame.
+
+        use super::*;
+
+        const FULL: Config = Config {
+            announcing: Announcing::FrontierOneLook,
+            ..super::FULL
+        };
+
+        /// The consumer reads a word that says "not lapped", from before packet 2 filled the
+        /// ring; its test of the slot before `announced`, slot 1, sees packet 2 there, and it
+        /// reports readable while packet 1's frame in slot 0 is not visible to it. Nothing
+        /// orders its read of the word after packet 1's release: only the second read, which
+        /// the acquire of slot 1's status makes see at least packet 2's claim and its lap.
+        #[test]
+        fn full_ring_readable_not_ready() {
+            let violation = breaks(
+                "one_look_full_ring_readable_not_ready",
+                Config {
+                    checks: Checks::only(Invariant::ReadableNotReady),
+                    ..FULL
+                },
+                Some(Invariant::ReadableNotReady),
+            );
+            let trace = &violation.trace;
+            assert!(
+                trace.iter().any(|event| matches!(
+                    *event,
+                    Event::Polled {
+                        readable: true,
+                        prev: 1,
+                        ..
+                    }
+                )),
+                "{violation}"
+            );
+            assert!(
+                trace
+                    .iter()
+                    .any(|event| matches!(*event, Event::Claimed { slot: 1, .. })),
+                "{violation}"
+            );
         }
     }
 
