@@ -34,6 +34,17 @@ const TP_STATUS_KERNEL: u32 = bindings::TP_STATUS_KERNEL;
 /// `tp_status` bit of a slot that belongs to user space.
 const TP_STATUS_USER: u32 = bindings::TP_STATUS_USER;
 
+/// Bit of a readiness word (see [`Core::readiness`]): every slot was claimed since readers were
+/// last told of the frontier ([`RingInner::lapped`]).
+const READY_LAPPED: u64 = 1 << 32;
+/// The bits of a readiness word that say what `poll()` is to test: `announced`, and the lap bit.
+const READY_STATE: u64 = READY_LAPPED | u32::MAX as u64;
+/// One change in the count of changes that the rest of a readiness word keeps.
+const READY_CHANGE: u64 = READY_LAPPED << 1;
+/// How many times `readable()` reads the readiness word again, having found that it changed
+/// while it tested the slot, before it takes the ring lock to test it.
+const READY_LOOKS: usize = 4;
+
 /// The fields of a [`Ring`] protected by its lock.
 struct RingInner {
     /// The next slot to claim.
@@ -52,6 +63,8 @@ struct RingInner {
     unannounced: usize,
     /// The batch timer is set (batching only).
     timer_set: bool,
+    /// The readiness word last stored in [`Core::readiness`].
+    published: u64,
     /// The counters since they were last read (`filtered` is kept apart, in [`Ring`]).
     stats: Stats,
     /// The counters read before, for the totals that fdinfo shows.
@@ -78,15 +91,35 @@ impl RingInner {
         if cfg!(pktring_test_no_owner_map) {
             return false;
         }
+        // No division: `publish()` asks this at every claim.
         let in_flight_span = match self.in_flight {
             0 => 0,
-            _ => match (self.head + frame_nr - self.oldest) % frame_nr {
-                // Head and oldest on the same slot: the whole ring is in flight.
-                0 => frame_nr,
-                span => span,
-            },
+            _ if self.head > self.oldest => self.head - self.oldest,
+            // Head and oldest on the same slot: the whole ring is in flight.
+            _ => self.head + frame_nr - self.oldest,
         };
         self.unannounced + in_flight_span >= frame_nr
+    }
+
+    /// Stores the readiness word for `announced` and `lapped()` as they are now in `readiness`,
+    /// if either changed since it was last stored, with one more change counted. Called by
+    /// everything that changes what they depend on, before it drops the lock: the word changes
+    /// in the lock's order.
+    fn publish(&mut self, frame_nr: usize, readiness: &AtomicU64) {
+        let lapped = if self.lapped(frame_nr) {
+            READY_LAPPED
+        } else {
+            0
+        };
+        // `announced` is a slot, below `frame_nr`, which is a `u32`.
+        let state = self.announced as u64 | lapped;
+        if state == self.published & READY_STATE {
+            return;
+        }
+        self.published = (self.published & !READY_STATE).wrapping_add(READY_CHANGE) | state;
+        // Release: a poller that reads this word sees the status stores before it, among them
+        // that of the frame before `announced`.
+        readiness.store(self.published, Ordering::Release);
     }
 
     /// Records that `slot`, the head, was claimed.
@@ -132,12 +165,19 @@ impl RingInner {
     }
 }
 
-/// The part of a [`Ring`] that the batch timer works on too: its lock-protected state and its
-/// readers.
+/// The part of a [`Ring`] that the batch timer works on too: its lock-protected state, what
+/// `poll()` reads of it without the lock, and its readers.
 #[pin_data]
 struct Core {
     #[pin]
     inner: SpinLockBh<RingInner>,
+    /// The readiness word: `announced` in the low 32 bits, [`READY_LAPPED`], and above them a
+    /// count of the changes to the two, which only the holder of the ring lock stores
+    /// ([`RingInner::publish`]). `poll()` reads it without the lock, which the producers keep
+    /// to themselves: a consumer that caught up polls as often as frames arrive.
+    readiness: AtomicU64,
+    /// The ring's slots, `frame_nr`, which `lapped()` needs.
+    frame_nr: usize,
     readers: Arc<Readers>,
 }
 
@@ -151,6 +191,7 @@ impl HrTimerHandler for Core {
         }
         inner.announced = inner.frontier();
         inner.unannounced = 0;
+        inner.publish(self.frame_nr, &self.readiness);
         drop(inner);
         self.readers.wake();
     }
@@ -201,8 +242,9 @@ impl Readers {
     /// No wake-up is lost: a poller registers on the queue, then clears `woken` ([`polled`]),
     /// then looks at the ring. If this swap comes after that store in their (sequentially
     /// consistent) order, it reads `false`, and the poller's registration is visible to the
-    /// queue check that follows. If it comes before, the release that made the frame ready
-    /// happens before the poller takes the ring lock to look, so it sees the frame.
+    /// queue check that follows. If it comes before, the poller's swap reads this one or a
+    /// later one in `woken`'s order of swaps, and synchronizes with it: the readiness word that
+    /// announced the frame, stored before this swap, is then visible to the poller's look.
     ///
     /// [`polled`]: Readers::polled
     fn wake(&self) {
@@ -278,6 +320,7 @@ impl Ring {
             announced: 0,
             unannounced: 0,
             timer_set: false,
+            published: 0,
             stats: Stats::default(),
             taken: Stats::default(),
         };
@@ -291,6 +334,9 @@ impl Ring {
                 filtered: AtomicU64::new(0),
                 core <- HrTimer::new(pin_init!(Core {
                     inner <- new_spinlock_bh!(inner, "pktring_ring"),
+                    // As `published`: slot 0 announced, not lapped, no change yet.
+                    readiness: AtomicU64::new(0),
+                    frame_nr: layout.frame_nr,
                     readers,
                 })),
             }),
@@ -301,6 +347,11 @@ impl Ring {
     /// Returns the ring lock and what it protects.
     fn inner(&self) -> &SpinLockBh<RingInner> {
         &self.core.handler().inner
+    }
+
+    /// Returns the readiness word.
+    fn readiness(&self) -> &AtomicU64 {
+        &self.core.handler().readiness
     }
 
     pub(crate) fn buffer(&self) -> &UserSharedBuffer {
@@ -340,13 +391,37 @@ impl Ring {
     /// When every slot was claimed since readers were told, that frame is a lap ahead of the
     /// consumer, which waits at the announced frontier: not readable (the loom model found the
     /// full ring that needs this). Process context.
+    ///
+    /// Without the ring lock, as long as the readiness word holds still: it is read, the frame
+    /// it names tested, and the word read again. The same word both times (its change count
+    /// rules out a change and back) means that no producer announced, lapped or moved on past
+    /// the frame in between: a status that a later lap stored there is stored after the claim
+    /// that set the lap bit, and the acquire load of that status would make the second read see
+    /// it. Producers that keep changing the word send the test under the lock, where the word
+    /// holds still and no producer stores a status.
     pub(crate) fn readable(&self) -> bool {
+        let mut seen = self.readiness().load(Ordering::Acquire);
+        for _ in 0..READY_LOOKS {
+            let ready = self.ready_at(seen);
+            // Ordered after the status load by its acquire.
+            let again = self.readiness().load(Ordering::Acquire);
+            if again == seen {
+                return ready;
+            }
+            seen = again;
+        }
         let inner = self.inner().lock();
-        if inner.lapped(self.layout.frame_nr) {
+        self.ready_at(inner.published)
+    }
+
+    /// Returns whether the readiness word `word` and the frame it names say that the ring is
+    /// readable: not lapped, and the frame before `announced` belongs to user space.
+    fn ready_at(&self, word: u64) -> bool {
+        if word & READY_LAPPED != 0 {
             return false;
         }
-        let announced = inner.announced;
-        drop(inner);
+        // The low 32 bits, a slot that `publish` stored.
+        let announced = (word & u64::from(u32::MAX)) as usize;
         let prev = announced.checked_sub(1).unwrap_or(self.layout.frame_nr - 1);
         let status = self
             .buf
@@ -388,6 +463,8 @@ impl Ring {
             slot + 1
         };
         inner.claimed(slot);
+        // The claim may fill the span from `announced` round to the head.
+        inner.publish(self.layout.frame_nr, self.readiness());
         inner.stats.delivered += 1;
         if rollover {
             inner.stats.rollover += 1;
@@ -423,7 +500,15 @@ impl Ring {
             .buf
             .store_release_u32(claim.offset + hdr::STATUS, status);
         owner_map_release(&mut inner.owner_map, claim.slot);
-        let Some((frontier, moved)) = inner.released(claim.slot, self.layout.frame_nr) else {
+        let wake = self.announce(&mut inner, claim.slot);
+        inner.publish(self.layout.frame_nr, self.readiness());
+        wake
+    }
+
+    /// Records the release of `slot` and tells the readers of the frontier, at once or in
+    /// batches: returns whether to wake them ([`Ring::release`]).
+    fn announce(&self, inner: &mut RingInner, slot: usize) -> bool {
+        let Some((frontier, moved)) = inner.released(slot, self.layout.frame_nr) else {
             return false;
         };
         let Some(batch) = &self.batch else {

@@ -110,6 +110,10 @@
 //! frontier. With batched wake-ups (`wake_frames`, `wake_usecs` in the request) the frontier is
 //! announced to pollers only once that many frames are ready, or by a timer `wake_usecs` after
 //! the first frame that was not announced, and `poll()` judges by the announced frontier.
+//! `poll()` takes no ring lock: the lock's holder stores the announced frontier, and whether
+//! every slot was claimed since, in one atomic word that `poll()` reads before and after it
+//! tests the frame (`Ring::readable`), so a consumer that has caught up does not spin against
+//! the producers.
 //!
 //! # The capture filter
 //!
@@ -162,7 +166,8 @@
 //!    swap the state: nothing is allocated, copied to or from user space, registered or
 //!    unregistered, and no RCU grace period is waited for under it;
 //! 4. the ring lock (`Ring::inner`, a BH-safe spinlock that the hook takes in softirq context on
-//!    any CPU): the claim and release of a slot, the counters, the announced frontier. A fanout
+//!    any CPU): the claim and release of a slot, the counters, the announced frontier (which
+//!    `poll()` reads without it, from a word that its holder stores: `Ring::readable`). A fanout
 //!    group's producer holds one member's ring lock at a time, never two;
 //! 5. the batch timer's hrtimer base lock (the timer is set and cancelled under 4; its handler
 //!    runs without it and takes 4), and the readers' wait queue lock (taken to wake pollers,

@@ -184,13 +184,12 @@ impl RingInner {
         if claiming != Claiming::OwnerMap {
             return false;
         }
+        // No division: `publish()` asks this at every claim.
         let in_flight_span = match self.in_flight {
             0 => 0,
-            _ => match (self.head + frame_nr - self.oldest) % frame_nr {
-                // Head and oldest on the same slot: the whole ring is in flight.
-                0 => frame_nr,
-                span => span,
-            },
+            _ if self.head > self.oldest => self.head - self.oldest,
+            // Head and oldest on the same slot: the whole ring is in flight.
+            _ => self.head + frame_nr - self.oldest,
         };
         self.unannounced + in_flight_span >= frame_nr
     }
