@@ -901,9 +901,9 @@ class Report:
         self.fanout_verdicts.append((
             f"fanout cpu mode: no cross-CPU ring-lock spinning, {FANOUT_WORKLOAD_TITLE[wl]}", ok,
             f"on the producing CPUs {eps}{how} spinning {sg:.2f} insns/pkt against one ring's "
-            f"{sr:.2f}, {rel:.1%} of it (target < {FANOUT_SPIN_REL:.0%}); what is left is spinning "
-            f"against the members' consumers (a member's ring lock is taken by one producing CPU "
-            f"and by its consumer's poll()); ring-lock spinning on the consumer's CPU "
+            f"{sr:.2f}, {rel:.1%} of it (target < {FANOUT_SPIN_REL:.0%}); in cpu mode a member's "
+            f"ring lock is taken by one producing CPU, and by its consumer only to read the "
+            f"counters (poll() reads the readiness word); ring-lock spinning on the consumer's CPU "
             f"{fmt(c.get('rspp_cons'), 2)} insns/pkt (one ring {fmt(r.get('rspp_cons'), 2)})"))
 
     def table_profile(self, wl="lo-udp64", geom="a", top=14):
