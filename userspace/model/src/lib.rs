@@ -96,6 +96,9 @@
 //!   The batch timer has no delay: a thread fires it at most once, at any point where it is
 //!   armed, and the checker fires it when the producers are done, for "later".
 //! - **Stats.** Read once, at the end of an execution, to check that every packet is counted.
+//! - **The readiness word's change count wrapping.** The kernel counts the changes in 31 bits;
+//!   a wrap would take 2^31 changes between the two loads of one `readable()`, and an execution
+//!   here makes a handful.
 //! - **Threads.** Two or three producers stand for the CPUs running the hook, one consumer for
 //!   user space. Loom allows five threads, the test's own included.
 //!
