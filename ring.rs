@@ -105,6 +105,7 @@ impl RingInner {
     /// if either changed since it was last stored, with one more change counted. Called by
     /// everything that changes what they depend on, before it drops the lock: the word changes
     /// in the lock's order.
+    #[inline]
     fn publish(&mut self, frame_nr: usize, readiness: &AtomicU64) {
         let lapped = if self.lapped(frame_nr) {
             READY_LAPPED
@@ -500,17 +501,18 @@ impl Ring {
             .buf
             .store_release_u32(claim.offset + hdr::STATUS, status);
         owner_map_release(&mut inner.owner_map, claim.slot);
-        let wake = self.announce(&mut inner, claim.slot);
+        let Some((frontier, moved)) = inner.released(claim.slot, self.layout.frame_nr) else {
+            // An older slot is still in flight: neither `announced` nor `lapped()` changed.
+            return false;
+        };
+        let wake = self.announce(&mut inner, frontier, moved);
         inner.publish(self.layout.frame_nr, self.readiness());
         wake
     }
 
-    /// Records the release of `slot` and tells the readers of the frontier, at once or in
-    /// batches: returns whether to wake them ([`Ring::release`]).
-    fn announce(&self, inner: &mut RingInner, slot: usize) -> bool {
-        let Some((frontier, moved)) = inner.released(slot, self.layout.frame_nr) else {
-            return false;
-        };
+    /// Tells the readers of the release frontier, which moved by `moved` slots to `frontier`, at
+    /// once or in batches: returns whether to wake them ([`Ring::release`]).
+    fn announce(&self, inner: &mut RingInner, frontier: usize, moved: usize) -> bool {
         let Some(batch) = &self.batch else {
             inner.announced = frontier;
             return true;

@@ -616,15 +616,7 @@ impl Ring {
         // Release orders every write to the frame before the status that publishes it.
         frame.status.store(status, Release);
         owner_map_release(self.claiming, &mut inner.owner_map, claim.slot);
-        let wake = self.announce(&mut inner, claim.slot);
-        self.publish(&mut inner);
-        wake
-    }
-
-    /// `Ring::announce`: records the release of `slot` and tells the readers of the frontier,
-    /// at once or in batches, and returns whether to wake them.
-    fn announce(&self, inner: &mut RingInner, slot: usize) -> bool {
-        let released = inner.released(self.claiming, slot, self.slots());
+        let released = inner.released(self.claiming, claim.slot, self.slots());
         if self.announcing == Announcing::Head {
             // Not in the kernel: the ghost's idea of what readers are told of, the frontier.
             let frontier = inner.frontier(self.claiming);
@@ -632,8 +624,17 @@ impl Ring {
             return true;
         }
         let Some((frontier, moved)) = released else {
+            // An older slot is still in flight: neither `announced` nor `lapped()` changed.
             return false;
         };
+        let wake = self.announce(&mut inner, frontier, moved);
+        self.publish(&mut inner);
+        wake
+    }
+
+    /// `Ring::announce`: tells the readers of the release frontier, which moved by `moved`
+    /// slots to `frontier`, at once or in batches, and returns whether to wake them.
+    fn announce(&self, inner: &mut RingInner, frontier: usize, moved: usize) -> bool {
         let Some(batch) = &self.batch else {
             inner.announced = frontier;
             self.ghost.announce(frontier, inner.in_flight);
