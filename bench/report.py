@@ -464,11 +464,12 @@ class Report:
 
     def per_captured(self, ph):
         """The producers' work over the baseline, per captured packet: what a packet that was
-        copied cost (a drop, which copies nothing, would make an offered packet look cheap)."""
+        copied cost (a drop, which copies nothing, would make an offered packet look cheap).
+        A merged cell's `n` is the mean of its runs' and its `pkts` their sum: a run's share."""
         d = self.delta(ph, "wpp_prod")
         if d is None or not num(ph.get("pkts")):
             return None
-        return d * ph["n"] / num(ph.get("pkts"))
+        return d * ph["n"] / (num(ph.get("pkts")) / ph.get("runs", 1))
 
     def workloads(self):
         seen = []
