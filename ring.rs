@@ -166,8 +166,8 @@ impl RingInner {
     }
 }
 
-/// The part of a [`Ring`] that the batch timer works on too: its lock-protected state, what
-/// `poll()` reads of it without the lock, and its readers.
+/// The part of a [`Ring`] that the batch timer works on too: its layout, its lock-protected
+/// state, what `poll()` reads of it without the lock, and its readers.
 #[pin_data]
 struct Core {
     #[pin]
@@ -177,8 +177,8 @@ struct Core {
     /// ([`RingInner::publish`]). `poll()` reads it without the lock, which the producers keep
     /// to themselves: a consumer that caught up polls as often as frames arrive.
     readiness: AtomicU64,
-    /// The ring's slots, `frame_nr`, which `lapped()` needs.
-    frame_nr: usize,
+    /// The ring's layout ([`Ring::layout`]), of which the timer's `publish()` needs `frame_nr`.
+    layout: Layout,
     readers: Arc<Readers>,
 }
 
@@ -192,7 +192,7 @@ impl HrTimerHandler for Core {
         }
         inner.announced = inner.frontier();
         inner.unannounced = 0;
-        inner.publish(self.frame_nr, &self.readiness);
+        inner.publish(self.layout.frame_nr, &self.readiness);
         drop(inner);
         self.readers.wake();
     }
@@ -279,7 +279,6 @@ impl Readers {
 #[pin_data]
 pub(crate) struct Ring {
     buf: UserSharedBuffer,
-    layout: Layout,
     selection: Selection,
     /// Batched wake-ups, if the request asked for them.
     batch: Option<Batch>,
@@ -328,7 +327,6 @@ impl Ring {
         Arc::pin_init(
             pin_init!(Self {
                 buf,
-                layout: *layout,
                 selection: *selection,
                 batch,
                 filter,
@@ -337,7 +335,7 @@ impl Ring {
                     inner <- new_spinlock_bh!(inner, "pktring_ring"),
                     // As `published`: slot 0 announced, not lapped, no change yet.
                     readiness: AtomicU64::new(0),
-                    frame_nr: layout.frame_nr,
+                    layout: *layout,
                     readers,
                 })),
             }),
@@ -360,7 +358,7 @@ impl Ring {
     }
 
     pub(crate) fn layout(&self) -> &Layout {
-        &self.layout
+        &self.core.handler().layout
     }
 
     pub(crate) fn selection(&self) -> &Selection {
@@ -423,10 +421,11 @@ impl Ring {
         }
         // The low 32 bits, a slot that `publish` stored.
         let announced = (word & u64::from(u32::MAX)) as usize;
-        let prev = announced.checked_sub(1).unwrap_or(self.layout.frame_nr - 1);
+        let layout = self.layout();
+        let prev = announced.checked_sub(1).unwrap_or(layout.frame_nr - 1);
         let status = self
             .buf
-            .load_acquire_u32(self.layout.frame_offset(prev) + hdr::STATUS);
+            .load_acquire_u32(layout.frame_offset(prev) + hdr::STATUS);
         matches!(status, Ok(status) if status != TP_STATUS_KERNEL)
     }
 
@@ -446,7 +445,7 @@ impl Ring {
     ) -> Option<Claim> {
         let mut inner = self.inner().lock_with_bh_disabled(bh);
         let slot = inner.head;
-        let offset = self.layout.frame_offset(slot);
+        let offset = self.layout().frame_offset(slot);
         // Acquire pairs with user space's release store of `TP_STATUS_KERNEL`: its reads of the
         // frame are done before we write it. The status goes first: `owner_map_claim` sets the
         // bit when it succeeds, and a bit set for a slot we then refuse would never be cleared.
@@ -458,14 +457,14 @@ impl Ring {
             }
             return None;
         }
-        inner.head = if slot + 1 == self.layout.frame_nr {
+        inner.head = if slot + 1 == self.layout().frame_nr {
             0
         } else {
             slot + 1
         };
         inner.claimed(slot);
         // The claim may fill the span from `announced` round to the head.
-        inner.publish(self.layout.frame_nr, self.readiness());
+        inner.publish(self.layout().frame_nr, self.readiness());
         inner.stats.delivered += 1;
         if rollover {
             inner.stats.rollover += 1;
@@ -501,12 +500,12 @@ impl Ring {
             .buf
             .store_release_u32(claim.offset + hdr::STATUS, status);
         owner_map_release(&mut inner.owner_map, claim.slot);
-        let Some((frontier, moved)) = inner.released(claim.slot, self.layout.frame_nr) else {
+        let Some((frontier, moved)) = inner.released(claim.slot, self.layout().frame_nr) else {
             // An older slot is still in flight: neither `announced` nor `lapped()` changed.
             return false;
         };
         let wake = self.announce(&mut inner, frontier, moved);
-        inner.publish(self.layout.frame_nr, self.readiness());
+        inner.publish(self.layout().frame_nr, self.readiness());
         wake
     }
 
@@ -691,10 +690,11 @@ impl Ring {
         let maclen = (net - mac) as usize;
         let netoff = tpacket_align(TPACKET2_HDRLEN + maclen.max(16));
         let tp_len = skb.len() as usize + mac.unsigned_abs() as usize;
-        let (macoff, snaplen) = match self.layout.frame_size.checked_sub(netoff) {
+        let layout = self.layout();
+        let (macoff, snaplen) = match layout.frame_size.checked_sub(netoff) {
             Some(room) => (
                 netoff - maclen,
-                tp_len.min(self.layout.snaplen).min(keep).min(room + maclen),
+                tp_len.min(layout.snaplen).min(keep).min(room + maclen),
             ),
             // A MAC header too long for the frame: record the packet without its bytes.
             None => (TPACKET2_HDRLEN, 0),
