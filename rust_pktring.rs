@@ -136,9 +136,10 @@
 //! # Introspection
 //!
 //! `/proc/PID/fdinfo/FD` of an open `/dev/pktring` shows the ring: its state, namespace,
-//! filter, hook, selection, geometry, and its counters since it was set up. `/proc/pktring`
-//! lists every open file of the device in the reader's network namespace, one line each, as
-//! `/proc/net/packet` lists sockets (`pktring list` reads it). The registration keeps a
+//! filter, fanout group, hook, selection, geometry, and its counters since it was set up.
+//! `/proc/pktring` lists every open file of the device in the reader's network namespace, one
+//! line each, with the group it is a member of, as `/proc/net/packet` lists sockets
+//! (`pktring list` reads it). The registration keeps a
 //! [`Registry`] of the open files for it.
 //!
 //! # Privilege and namespaces
@@ -395,15 +396,32 @@ struct Files {
 }
 
 /// Writes one row of `/proc/pktring`, the header's or a file's: pid, state, hook, family,
-/// ifindex, frames, frame size, packets, delivered, drops, filtered, filter.
+/// ifindex, frames, frame size, packets, delivered, drops, filtered, filter, fanout.
 macro_rules! listing_row {
     ($m:expr, $($field:expr),+ $(,)?) => {
         seq_print!(
             $m,
-            "{:<8} {:<10} {:<12} {:<6} {:>7} {:>6} {:>6} {:>10} {:>10} {:>8} {:>10} {:>6}\n",
+            "{:<8} {:<10} {:<12} {:<6} {:>7} {:>6} {:>6} {:>10} {:>10} {:>8} {:>10} {:>6} {}\n",
             $($field),+
         )
     };
+}
+
+/// The `fanout` column of `/proc/pktring`: the group that a file joined, or asked to join
+/// before its ring is set up, as `ID:MODE` (with `,rollover` for the flag); `-` for none.
+struct FanoutColumn(Option<FanoutRequest>);
+
+impl core::fmt::Display for FanoutColumn {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let Some(req) = &self.0 else {
+            return f.write_str("-");
+        };
+        write!(f, "{}:{}", req.id, req.mode.name())?;
+        if req.rollover {
+            f.write_str(",rollover")?;
+        }
+        Ok(())
+    }
 }
 
 /// `/proc/pktring`.
@@ -426,7 +444,8 @@ impl ProcShow for Listing {
             "delivered",
             "drops",
             "filtered",
-            "filter"
+            "filter",
+            "fanout"
         );
         let files = self.0.files.lock();
         for (_, file) in files.map.iter() {
@@ -621,8 +640,9 @@ impl FileState {
         let (capture, state) = self.state_name();
         let state = state.rsplit(' ').next().unwrap_or(state);
         let filter = self.filter.insns().unwrap_or(0);
+        let fanout = FanoutColumn(self.fanout().map(|(req, _, _)| req));
         let Some(capture) = capture else {
-            listing_row!(m, self.pid, state, "-", "-", 0, 0, 0, 0, 0, 0, 0, filter);
+            listing_row!(m, self.pid, state, "-", "-", 0, 0, 0, 0, 0, 0, 0, filter, fanout);
             return;
         };
         let ring = &capture.ring;
@@ -641,7 +661,8 @@ impl FileState {
             t.delivered,
             t.drops,
             t.filtered,
-            filter
+            filter,
+            fanout
         );
     }
 

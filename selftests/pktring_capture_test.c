@@ -813,7 +813,7 @@ static int proc_lines(pid_t pid, char out[][256], int n)
  */
 TEST_F_TIMEOUT(fdinfo, proc_listing, 60)
 {
-	char lines[4][256], state[32], hook[32], family[32];
+	char lines[4][256], state[32], hook[32], family[32], fanout[32];
 	unsigned long long packets, delivered, drops, filtered;
 	int fd, fd2, ifindex, frames, size, filter, n, rx, status, i;
 	struct pktring_req req;
@@ -836,11 +836,12 @@ TEST_F_TIMEOUT(fdinfo, proc_listing, 60)
 	n = proc_lines(getpid(), lines, 4);
 	ASSERT_EQ(2, n) TH_LOG("want the idle file and the ring");
 	for (i = 0; i < n; i++) {
-		int got = sscanf(lines[i], "%*d %31s %31s %31s %d %d %d %llu %llu %llu %llu %d", state,
-				 hook, family, &ifindex, &frames, &size, &packets, &delivered, &drops,
-				 &filtered, &filter);
+		int got = sscanf(lines[i], "%*d %31s %31s %31s %d %d %d %llu %llu %llu %llu %d %31s",
+				 state, hook, family, &ifindex, &frames, &size, &packets, &delivered,
+				 &drops, &filtered, &filter, fanout);
 
-		ASSERT_EQ(11, got) TH_LOG("line '%s'", lines[i]);
+		ASSERT_EQ(12, got) TH_LOG("line '%s'", lines[i]);
+		EXPECT_STREQ("-", fanout) TH_LOG("neither file is in a fanout group");
 		if (!strcmp(state, "idle")) {
 			EXPECT_STREQ("-", hook);
 			EXPECT_EQ(1, filter) TH_LOG("the idle file's filter");

@@ -5,7 +5,8 @@
  *	fanout_checks	PKTRING_IOC_JOIN/GET/LEAVE_FANOUT: bad requests,
  *			joining twice or late, members that do not match
  *			their group, a full group, the same id in another
- *			network namespace (no traffic)
+ *			network namespace, the group in /proc/pktring (no
+ *			traffic)
  *	fanout		groups on loopback traffic: every packet in exactly
  *			one member; hash keeps both directions of a flow in
  *			one member; cpu members see only their CPUs; queue
@@ -43,6 +44,40 @@ static int get_fanout(int fd, struct pktring_fanout *f)
 {
 	memset(f, 0xa5, sizeof(*f));
 	return ioctl(fd, PKTRING_IOC_GET_FANOUT, f) ? -errno : 0;
+}
+
+/*
+ * The state (second field) and fanout group (last) of the lines of
+ * /proc/pktring whose pid is ours, oldest file first, as "STATE GROUP" into
+ * out (n at most); returns how many lines there are, -1 on error.
+ */
+static int proc_groups(char out[][64], int n)
+{
+	char line[256], state[32], group[32];
+	int found = 0;
+	FILE *f = fopen("/proc/pktring", "r");
+
+	if (!f)
+		return -1;
+	if (!fgets(line, sizeof(line), f) || strncmp(line, "pid ", 4)) {
+		fclose(f);
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *last;
+
+		if (atoi(line) != getpid())
+			continue;
+		line[strcspn(line, "\n")] = 0;
+		last = strrchr(line, ' ');
+		if (found < n && last && sscanf(line, "%*d %31s", state) == 1) {
+			snprintf(group, sizeof(group), "%s", last + 1);
+			snprintf(out[found], 64, "%s %s", state, group);
+		}
+		found++;
+	}
+	fclose(f);
+	return found;
 }
 
 /* A request for IPv4 at PRE_ROUTING on lo: frame_nr frames of 2048 bytes. */
@@ -270,7 +305,7 @@ FIXTURE_TEARDOWN(fanout_checks)
 TEST_F(fanout_checks, bad_requests)
 {
 	struct pktring_fanout f;
-	char line[128];
+	char line[128], groups[3][64];
 	struct pktring_req req;
 	int fd, lone;
 
@@ -335,6 +370,10 @@ TEST_F(fanout_checks, bad_requests)
 	EXPECT_EQ(-EBUSY, join_fanout(lone, GROUP_ID, PKTRING_FANOUT_HASH, 0));
 	EXPECT_EQ(-ENOENT, get_fanout(lone, &f));
 	EXPECT_EQ(-ENOENT, leave_fanout(lone)) TH_LOG("a lone ring leaving");
+	/* /proc/pktring names the member's group, and none for the lone ring. */
+	ASSERT_EQ(2, proc_groups(groups, 3));
+	EXPECT_STREQ("capturing 24301:hash,rollover", groups[0]);
+	EXPECT_STREQ("capturing -", groups[1]);
 
 	/* A member that left reports 0 members and cannot leave again. */
 	EXPECT_EQ(0, leave_fanout(fd));
@@ -343,6 +382,8 @@ TEST_F(fanout_checks, bad_requests)
 	EXPECT_EQ(0u, f.members);
 	EXPECT_STREQ("left", fdinfo(fd, "pktring-state", line, sizeof(line)));
 	EXPECT_STREQ("", fdinfo(lone, "pktring-fanout", line, sizeof(line)));
+	ASSERT_EQ(2, proc_groups(groups, 3));
+	EXPECT_STREQ("left 24301:hash,rollover", groups[0]) TH_LOG("the group it left");
 	EXPECT_EQ(-EALREADY, join_fanout(fd, GROUP_ID, PKTRING_FANOUT_HASH, 0));
 }
 
