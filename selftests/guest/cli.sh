@@ -30,7 +30,8 @@
 # of them (pcap_verify over the files, where the tree has it), each flow in
 # one file (tcpdump), and mergecap merging them; two round-robin rings into
 # pcapng stopped by -c 600 in all; a member whose group has another mode
-# (EINVAL, one line); and the usage errors (--threads without %d or without
+# (EINVAL, one line), the group shown for each member by /proc/pktring and
+# pktring list; and the usage errors (--threads without %d or without
 # --fanout, a bad mode: exit 2).
 
 . "${PKTRING_TESTNET:-/etc/pktring/testnet.env}"
@@ -480,8 +481,22 @@ start_capture "$tmp/grp.out" capture -w "$tmp/grp-%d.pcap" --fanout hash --fanou
 gpid=$pid
 pktring capture -w "$tmp/grp2-%d.pcap" --fanout lb --fanout-id 4242 --duration 1s -i "$ifname" >"$tmp/out" 2>"$tmp/err"
 rc=$?
+cat /proc/pktring >"$tmp/grp.proc" 2>&1
+pktring list >"$tmp/grp.list" 2>&1
 kill -INT "$gpid"
 wait "$gpid"
+# Every ring of the group's capture shows the group, in /proc/pktring and in
+# pktring list.
+if awk -v pid="$gpid" '$1 == pid { n++; if ($13 != "4242:hash" || NF != 13) bad++ }
+		END { exit !(n >= 1 && !bad) }' "$tmp/grp.proc" &&
+	awk -v pid="$gpid" '$1 == pid { n++; if ($NF != "4242:hash") bad++ }
+		END { exit !(n >= 1 && !bad) }' "$tmp/grp.list"; then
+	ok "/proc/pktring and pktring list show the group of each member: $(awk -v pid="$gpid" '$1 == pid { n++ } END { print n }' "$tmp/grp.proc") rings in 4242:hash"
+else
+	not_ok "/proc/pktring and pktring list show the group of each member (pid $gpid, group 4242:hash)"
+	diag "$tmp/grp.proc"
+	diag "$tmp/grp.list"
+fi
 if [ "$rc" = 1 ] && [ "$(wc -l <"$tmp/err")" = 1 ] && [ ! -e "$tmp/grp2-0.pcap" ] &&
 	grep -q '^pktring: the module refused a member of fanout group 4242 (EINVAL): .*--fanout-id$' "$tmp/err"; then
 	ok "a fanout group of another mode: exit 1, one line: $(cat "$tmp/err")"
@@ -517,12 +532,12 @@ kill -INT "$cpid"
 wait "$cpid"
 cat /proc/pktring >"$tmp/proc-after.txt" 2>&1
 ifindex=$(cat "/sys/class/net/$ifname/ifindex")
-header='pid      state      hook         family ifindex frames   size    packets  delivered    drops   filtered filter'
+header='pid      state      hook         family ifindex frames   size    packets  delivered    drops   filtered filter fanout'
 line=$(sed -n 2p "$tmp/proc.txt")
 if [ "$(head -n1 "$tmp/proc.txt")" = "$header" ] && [ "$(wc -l <"$tmp/proc.txt")" -eq 2 ] &&
 	echo "$line" | awk -v pid="$cpid" -v ifindex="$ifindex" '
 		$1 == pid && $2 == "capturing" && $3 == "pre-routing" && $4 == "ipv4" &&
-		$5 == ifindex && $6 > 0 && $7 > 0 && $8 >= 100 && $12 > 0 && NF == 12 { ok = 1 }
+		$5 == ifindex && $6 > 0 && $7 > 0 && $8 >= 100 && $12 > 0 && $13 == "-" && NF == 13 { ok = 1 }
 		END { exit !ok }'; then
 	ok "/proc/pktring: the header and a line for the one open ring: $line"
 else
@@ -539,10 +554,10 @@ row=$(awk -v pid="$cpid" '$1 == pid' "$tmp/list.table")
 # PID COMMAND FD STATE HOOK FAMILY IFINDEX (NAME) FRAMES PACKETS ...
 packets=$(echo "$row" | awk '{ print $10 }')
 jpackets=$(tr '{' '\n' <"$tmp/list.json" | grep -A2 "\"pid\":$cpid," | sed -n 's/.*"packets":\([0-9]*\).*/\1/p' | head -n1)
-if head -n1 "$tmp/list.table" | grep -q '^PID  *COMMAND  *FD  *STATE  *HOOK  *FAMILY  *IFINDEX  *FRAMES  *PACKETS  *DROPS  *FILTERED  *FILTER$' &&
+if head -n1 "$tmp/list.table" | grep -q '^PID  *COMMAND  *FD  *STATE  *HOOK  *FAMILY  *IFINDEX  *FRAMES  *PACKETS  *DROPS  *FILTERED  *FILTER  *FANOUT$' &&
 	[ "$(wc -l <"$tmp/list.table")" -eq 2 ] &&
 	echo "$row" | grep -q "^$cpid  *pktring  *[0-9][0-9]*  *capturing  *pre-routing  *ipv4  *$ifindex ($ifname)  *[1-9][0-9]*  *[0-9]" &&
-	echo "$row" | grep -q ' [1-9][0-9]* insns$' && [ "${packets:-0}" -ge 100 ] && [ "${jpackets:-0}" -ge 100 ] &&
+	echo "$row" | grep -q ' [1-9][0-9]* insns  *-$' && grep -q "\"pid\":$cpid,.*\"fanout\":null}" "$tmp/list.json" && [ "${packets:-0}" -ge 100 ] && [ "${jpackets:-0}" -ge 100 ] &&
 	grep -q "\"pid\":$cpid,\"command\":\"pktring\",\"fd\":[0-9][0-9]*,\"state\":\"capturing\",\"hook\":\"pre-routing\",\"family\":\"ipv4\",\"ifindex\":$ifindex,\"ifname\":\"$ifname\"," "$tmp/list.json"; then
 	ok "pktring list shows the running capture: $row"
 else

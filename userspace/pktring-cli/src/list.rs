@@ -4,16 +4,19 @@
 //! spaces:
 //!
 //! ```text
-//! pid      state      hook         family ifindex frames   size    packets  delivered    drops   filtered filter
-//! 684      capturing  pre-routing  ipv4         2    512   2048        100        100        0          0     12
-//! 702      idle       -            -            0      0      0          0          0        0          0      0
+//! pid      state      hook         family ifindex frames   size    packets  delivered    drops   filtered filter fanout
+//! 684      capturing  pre-routing  ipv4         2    512   2048        100        100        0          0     12 684:hash
+//! 702      idle       -            -            0      0      0          0          0        0          0      0 -
 //! ```
 //!
 //! `pid` is the opener's (its thread group id); `state` is `idle`, `capturing`, `ENETDOWN`,
 //! `ENONET` or `ended`; hook and family are `-` while idle, when the numbers are 0 (the table
 //! shows `-` for them). The counters are totals since set-up; `filter` is the number of
-//! instructions of the capture filter, 0 for none. Columns are found by their names in the
-//! header, so that a column added later is passed over; a line with another number of fields,
+//! instructions of the capture filter, 0 for none; `fanout` is the fanout group the file
+//! joined (or asked to join before its ring was set up) as `ID:MODE`, with `,rollover` for the
+//! flag, or `-`, and is read when the header has it (modules before it had no such column).
+//! Columns are found by their names in the header, so that a column added later is passed over;
+//! a line with another number of fields,
 //! a value that is not a number, or a hook without a family (or the other way round), is
 //! skipped with a warning on stderr, the other lines shown.
 //!
@@ -39,6 +42,7 @@
 //! pktring-ring: block_size=65536 block_nr=4 frame_size=2048 frame_nr=128 snaplen=1984
 //! pktring-counters: packets=10 delivered=8 drops=1 filtered=1
 //! pktring-filter: none|6 instructions
+//! pktring-fanout: id=684 mode=hash rollover=0 members=3 rolled=0
 //! ```
 //!
 //! The lines after `pktring-state` other than netns and filter are there only once a ring is
@@ -73,6 +77,9 @@ const COLUMNS: [&str; 12] = [
     "filter",
 ];
 
+/// The column of the listing that names the file's fanout group, if the listing has it.
+const FANOUT_COLUMN: &str = "fanout";
+
 /// The error when there is no listing: the module is not loaded.
 #[derive(Debug)]
 pub(crate) struct Missing(PathBuf);
@@ -100,6 +107,8 @@ pub(crate) struct Row {
     pub(crate) ring: Option<Ring>,
     /// Instructions of the capture filter; 0: none.
     pub(crate) filter: u32,
+    /// The fanout group, `ID:MODE[,rollover]`; `None`: none, or a listing without the column.
+    pub(crate) fanout: Option<String>,
 }
 
 /// The ring of a line of the listing that has one.
@@ -141,11 +150,12 @@ pub(crate) fn parse_listing(text: &str) -> Result<Listing> {
                 )
             })?;
     }
+    let fanout = header.iter().position(|column| *column == FANOUT_COLUMN);
     let mut listing = Listing::default();
     for line in lines.filter(|line| !line.trim().is_empty()) {
         let fields: Vec<&str> = line.split_whitespace().collect();
         match (fields.len() == header.len())
-            .then(|| parse_row(&fields, &index))
+            .then(|| parse_row(&fields, &index, fanout))
             .flatten()
         {
             Some(row) => listing.rows.push(row),
@@ -155,8 +165,13 @@ pub(crate) fn parse_listing(text: &str) -> Result<Listing> {
     Ok(listing)
 }
 
-/// A line of the listing, its fields at the places `index` gives, in the order of [`COLUMNS`].
-fn parse_row(fields: &[&str], index: &[usize; COLUMNS.len()]) -> Option<Row> {
+/// A line of the listing, its fields at the places `index` gives, in the order of [`COLUMNS`],
+/// and its fanout group at `fanout`, if the listing has the column.
+fn parse_row(
+    fields: &[&str],
+    index: &[usize; COLUMNS.len()],
+    fanout: Option<usize>,
+) -> Option<Row> {
     let field = |column: usize| fields[index[column]];
     let number = |column: usize| field(column).parse::<u64>().ok();
     let ifindex = field(4).parse().ok()?;
@@ -185,6 +200,10 @@ fn parse_row(fields: &[&str], index: &[usize; COLUMNS.len()]) -> Option<Row> {
         state: field(1).to_string(),
         ring,
         filter: field(11).parse().ok()?,
+        fanout: fanout
+            .map(|i| fields[i])
+            .filter(|group| *group != "-")
+            .map(String::from),
     })
 }
 
@@ -473,9 +492,9 @@ impl Entry {
 pub(crate) fn table(entries: &[Entry]) -> String {
     let header = [
         "PID", "COMMAND", "FD", "STATE", "HOOK", "FAMILY", "IFINDEX", "FRAMES", "PACKETS", "DROPS",
-        "FILTERED", "FILTER",
+        "FILTERED", "FILTER", "FANOUT",
     ];
-    let rows: Vec<[String; 12]> = entries
+    let rows: Vec<[String; 13]> = entries
         .iter()
         .map(|e| {
             let ring = e.row.ring.as_ref();
@@ -492,6 +511,7 @@ pub(crate) fn table(entries: &[Entry]) -> String {
                 or_dash(ring.map(|r| r.counters.drops)),
                 or_dash(ring.map(|r| r.counters.filtered)),
                 e.filter(),
+                or_dash(e.row.fanout.as_ref()),
             ]
         })
         .collect();
@@ -555,7 +575,7 @@ pub(crate) fn json(entries: &[Entry]) -> String {
             format!(
                 "{{\"pid\":{},\"command\":{},\"fd\":{},\"state\":{},\"hook\":{},\"family\":{},\
                  \"ifindex\":{},\"ifname\":{},\"frames\":{},\"frame_size\":{},\"counters\":{},\
-                 \"filter_instructions\":{}}}",
+                 \"filter_instructions\":{},\"fanout\":{}}}",
                 e.row.pid,
                 json_opt(e.command.as_deref().map(json_string)),
                 json_opt(e.fd),
@@ -568,6 +588,7 @@ pub(crate) fn json(entries: &[Entry]) -> String {
                 json_opt(ring.map(|r| r.frame_size)),
                 json_opt(counters),
                 e.row.filter,
+                json_opt(e.row.fanout.as_deref().map(json_string)),
             )
         })
         .collect();
@@ -597,48 +618,65 @@ pub(crate) fn run(json_output: bool) -> Result<()> {
 mod tests {
     use super::*;
 
-    /// As the module prints it (its format string), with lines it must skip.
-    fn line(fields: [&str; 12]) -> String {
+    /// As the module prints it (its format string), with lines it must skip: the columns of
+    /// [`COLUMNS`], then the fanout group.
+    fn line(fields: [&str; 12], fanout: &str) -> String {
         let [pid, state, hook, family, ifindex, frames, size, packets, delivered, drops, filtered, filter] =
             fields;
         format!(
             "{pid:<8} {state:<10} {hook:<12} {family:<6} {ifindex:>7} {frames:>6} {size:>6} \
-             {packets:>10} {delivered:>10} {drops:>8} {filtered:>10} {filter:>6}\n"
+             {packets:>10} {delivered:>10} {drops:>8} {filtered:>10} {filter:>6} {fanout}\n"
         )
     }
 
     fn sample() -> String {
         [
-            line(COLUMNS),
-            line([
-                "684",
-                "capturing",
-                "pre-routing",
-                "ipv4",
-                "2",
-                "512",
-                "2048",
-                "100",
-                "100",
-                "0",
-                "0",
-                "12",
-            ]),
-            line([
-                "702", "idle", "-", "-", "0", "0", "0", "0", "0", "0", "0", "0",
-            ]),
+            line(COLUMNS, FANOUT_COLUMN),
+            line(
+                [
+                    "684",
+                    "capturing",
+                    "pre-routing",
+                    "ipv4",
+                    "2",
+                    "512",
+                    "2048",
+                    "100",
+                    "100",
+                    "0",
+                    "0",
+                    "12",
+                ],
+                "684:hash",
+            ),
+            line(
+                [
+                    "702", "idle", "-", "-", "0", "0", "0", "0", "0", "0", "0", "0",
+                ],
+                "-",
+            ),
             // Too few fields, a count that is not a number, a hook without a family.
             "703      idle       -            -            0      0      0\n".into(),
-            line([
-                "704", "ENETDOWN", "ingress", "all", "3", "64", "2048", "x", "0", "0", "0", "0",
-            ]),
-            line([
-                "705", "idle", "-", "ipv4", "0", "0", "0", "0", "0", "0", "0", "0",
-            ]),
+            line(
+                [
+                    "704", "ENETDOWN", "ingress", "all", "3", "64", "2048", "x", "0", "0", "0", "0",
+                ],
+                "-",
+            ),
+            line(
+                [
+                    "705", "idle", "-", "ipv4", "0", "0", "0", "0", "0", "0", "0", "0",
+                ],
+                "-",
+            ),
             "\n".into(),
-            line([
-                "706", "ENETDOWN", "ingress", "0x0806", "3", "64", "2048", "10", "8", "1", "1", "0",
-            ]),
+            line(
+                [
+                    "706", "ENETDOWN", "ingress", "0x0806", "3", "64", "2048", "10", "8", "1", "1",
+                    "0",
+                ],
+                "9:cpu,rollover",
+            ),
         ]
         .concat()
     }
@@ -661,6 +699,7 @@ mod tests {
                 },
             }),
             filter: 12,
+            fanout: Some("684:hash".into()),
         }
     }
 
@@ -670,6 +709,7 @@ mod tests {
             state: "idle".into(),
             ring: None,
             filter: 0,
+            fanout: None,
         }
     }
 
@@ -679,11 +719,11 @@ mod tests {
         // The example of the module's documentation.
         let example = concat!(
             "pid      state      hook         family ifindex frames   size    packets  delivered",
-            "    drops   filtered filter\n",
+            "    drops   filtered filter fanout\n",
             "684      capturing  pre-routing  ipv4         2    512   2048        100        100",
-            "        0          0     12\n",
+            "        0          0     12 684:hash\n",
             "702      idle       -            -            0      0      0          0          0",
-            "        0          0      0\n",
+            "        0          0      0 -\n",
         );
         assert!(text.starts_with(example), "{text}");
         let listing = parse_listing(&text).unwrap();
@@ -698,6 +738,7 @@ mod tests {
             ("ingress", "0x0806")
         );
         assert_eq!(ring.counters.drops, 1);
+        assert_eq!(ended.fanout.as_deref(), Some("9:cpu,rollover"));
         let skipped: Vec<&str> = listing
             .skipped
             .iter()
@@ -708,8 +749,12 @@ mod tests {
 
     #[test]
     fn the_listing_header_names_the_columns() {
-        // An idle listing; a column added later, and moved ones, are fine.
-        assert_eq!(parse_listing(&line(COLUMNS)).unwrap(), Listing::default());
+        // An idle listing; a column added later, and moved ones, are fine, as is a listing
+        // without a fanout column (a module from before it): no row has a group then.
+        assert_eq!(
+            parse_listing(&line(COLUMNS, FANOUT_COLUMN)).unwrap(),
+            Listing::default()
+        );
         let text = "state pid hook family ifindex frames size packets delivered drops filtered \
                     filter netns\nidle 7 - - 0 0 0 0 0 0 0 3 4026531840\n";
         assert_eq!(
@@ -717,6 +762,17 @@ mod tests {
             [Row {
                 pid: 7,
                 filter: 3,
+                ..row_702()
+            }]
+        );
+        let text = "state fanout pid hook family ifindex frames size packets delivered drops \
+                    filtered filter\nidle 3:lb 7 - - 0 0 0 0 0 0 0 3\n";
+        assert_eq!(
+            parse_listing(text).unwrap().rows,
+            [Row {
+                pid: 7,
+                filter: 3,
+                fanout: Some("3:lb".into()),
                 ..row_702()
             }]
         );
@@ -838,6 +894,7 @@ mod tests {
                 },
             }),
             filter: 6,
+            fanout: None,
         }
     }
 
@@ -960,7 +1017,7 @@ mod tests {
             }]
         );
         assert_eq!(table(&entries).lines().nth(1).unwrap(), {
-            "702  ?        -   idle   -     -       -        -       -        -      -         none"
+            "702  ?        -   idle   -     -       -        -       -        -      -         none    -"
         });
     }
 
@@ -1001,7 +1058,7 @@ mod tests {
             words(lines[0]),
             [
                 "PID", "COMMAND", "FD", "STATE", "HOOK", "FAMILY", "IFINDEX", "FRAMES", "PACKETS",
-                "DROPS", "FILTERED", "FILTER"
+                "DROPS", "FILTERED", "FILTER", "FANOUT"
             ]
         );
         assert_eq!(
@@ -1020,12 +1077,13 @@ mod tests {
                 "0",
                 "0",
                 "12",
-                "insns"
+                "insns",
+                "684:hash"
             ]
         );
         assert_eq!(
             words(lines[2]),
-            ["702", "a", "\"b\"", "-", "idle", "-", "-", "-", "-", "-", "-", "-", "none"]
+            ["702", "a", "\"b\"", "-", "idle", "-", "-", "-", "-", "-", "-", "-", "none", "-"]
         );
         assert_eq!(
             words(lines[3])[..7],
@@ -1038,7 +1096,7 @@ mod tests {
              \"hook\":\"pre-routing\",\"family\":\"ipv4\",\"ifindex\":2,\"ifname\":\"eth0\",\
              \"frames\":512,\"frame_size\":2048,\
              \"counters\":{\"packets\":100,\"delivered\":100,\"drops\":0,\"filtered\":0},\
-             \"filter_instructions\":12},\n "
+             \"filter_instructions\":12,\"fanout\":\"684:hash\"},\n "
             ),
             "{json}"
         );
@@ -1046,7 +1104,7 @@ mod tests {
             json.contains(
                 "{\"pid\":702,\"command\":\"a \\\"b\\\"\",\"fd\":null,\"state\":\"idle\",\
              \"hook\":null,\"family\":null,\"ifindex\":null,\"ifname\":null,\"frames\":null,\
-             \"frame_size\":null,\"counters\":null,\"filter_instructions\":0}"
+             \"frame_size\":null,\"counters\":null,\"filter_instructions\":0,\"fanout\":null}"
             ),
             "{json}"
         );
