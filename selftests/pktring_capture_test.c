@@ -780,32 +780,6 @@ TEST_F_TIMEOUT(fdinfo, through_a_ring_life, 60)
 	EXPECT_EQ(20u, st.filtered);
 }
 
-/* The lines of /proc/pktring whose pid is pid, into out (n at most); returns how many, -1 on error. */
-static int proc_lines(pid_t pid, char out[][256], int n)
-{
-	char line[256];
-	int found = 0;
-	FILE *f = fopen("/proc/pktring", "r");
-
-	if (!f)
-		return -1;
-	if (!fgets(line, sizeof(line), f) || strncmp(line, "pid ", 4)) {
-		fclose(f);
-		return -1;
-	}
-	while (fgets(line, sizeof(line), f)) {
-		if (atoi(line) != pid)
-			continue;
-		if (found < n) {
-			line[strcspn(line, "\n")] = 0;
-			snprintf(out[found], 256, "%s", line);
-		}
-		found++;
-	}
-	fclose(f);
-	return found;
-}
-
 /*
  * /proc/pktring lists every open file of the device in the reader's
  * namespace: an idle one and a capturing one with its counters, neither

@@ -49,34 +49,20 @@ static int get_fanout(int fd, struct pktring_fanout *f)
 /*
  * The state (second field) and fanout group (last) of the lines of
  * /proc/pktring whose pid is ours, oldest file first, as "STATE GROUP" into
- * out (n at most); returns how many lines there are, -1 on error.
+ * out (n at most, 4 at most); returns how many lines there are, -1 on error.
  */
 static int proc_groups(char out[][64], int n)
 {
-	char line[256], state[32], group[32];
-	int found = 0;
-	FILE *f = fopen("/proc/pktring", "r");
+	char lines[4][256], state[32];
+	int found = proc_lines(getpid(), lines, 4), i;
 
-	if (!f)
-		return -1;
-	if (!fgets(line, sizeof(line), f) || strncmp(line, "pid ", 4)) {
-		fclose(f);
-		return -1;
-	}
-	while (fgets(line, sizeof(line), f)) {
-		char *last;
+	for (i = 0; i < found && i < n && i < 4; i++) {
+		char *last = strrchr(lines[i], ' ');
 
-		if (atoi(line) != getpid())
-			continue;
-		line[strcspn(line, "\n")] = 0;
-		last = strrchr(line, ' ');
-		if (found < n && last && sscanf(line, "%*d %31s", state) == 1) {
-			snprintf(group, sizeof(group), "%s", last + 1);
-			snprintf(out[found], 64, "%s %s", state, group);
-		}
-		found++;
+		if (!last || sscanf(lines[i], "%*d %31s", state) != 1)
+			return -1;
+		snprintf(out[i], 64, "%s %s", state, last + 1);
 	}
-	fclose(f);
 	return found;
 }
 

@@ -171,6 +171,32 @@ static UNUSED const char *fdinfo(int fd, const char *key, char *out, size_t len)
 	return out;
 }
 
+/* The lines of /proc/pktring whose pid is pid, into out (n at most); returns how many, -1 on error. */
+static UNUSED int proc_lines(pid_t pid, char out[][256], int n)
+{
+	char line[256];
+	int found = 0;
+	FILE *f = fopen("/proc/pktring", "r");
+
+	if (!f)
+		return -1;
+	if (!fgets(line, sizeof(line), f) || strncmp(line, "pid ", 4)) {
+		fclose(f);
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		if (atoi(line) != pid)
+			continue;
+		if (found < n) {
+			line[strcspn(line, "\n")] = 0;
+			snprintf(out[found], 256, "%s", line);
+		}
+		found++;
+	}
+	fclose(f);
+	return found;
+}
+
 /* Reads the counters and checks packets = delivered + drops + filtered. */
 static UNUSED void check_accounting(struct __test_metadata *_metadata,
 				    const struct ring *r, struct pktring_stats *st,
