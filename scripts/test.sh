@@ -187,6 +187,12 @@ boot() { # log, boot.sh arguments...
 	return "$rc"
 }
 
+# The longest a guest run may take, boot to power-off: PKTRING_TEST_TIMEOUT
+# if set.
+run_timeout() { # run
+	echo "${PKTRING_TEST_TIMEOUT:-3600}"
+}
+
 # Boots a kernel and runs the suite: from an initramfs with the run's modules,
 # or (vng) under virtme-ng from this tree. The console log is
 # test-RUN-<time>.log. Sets guest_rc.
@@ -210,9 +216,17 @@ run_guest() { # run, kernel build, module, suite arguments, kernel arguments
 		boot=(--initramfs "$tmp/$run.cpio.gz")
 	fi
 	guest_rc=0
+	local t0=$SECONDS
 	boot "$log" --kernel "$build/arch/x86/boot/bzImage" "${boot[@]}" --outdir "$tmp/out" \
-		--timeout "${PKTRING_TEST_TIMEOUT:-3600}" --quiet ${append:+--append "$append"} ||
+		--timeout "$(run_timeout "$run")" --quiet ${append:+--append "$append"} ||
 		guest_rc=$?
+	times+=("$run $((SECONDS - t0)) s (rc $guest_rc)")
+	if [ "$guest_rc" -ne 0 ]; then
+		{
+			echo "# the $run run's console ended (rc $guest_rc) with:"
+			tr -d '\r' <"$log" | grep -v '^\s*$' | tail -n 6 | cut -c1-200 | sed 's/^/#   /'
+		} >>"$tmp/ends"
+	fi
 	tr -d '\r' <"$log" | grep -E '^(not )?ok [0-9]+ - ' | sed "s/^/$run: /" | tee -a "$tap" || true
 	if [ "$guest_rc" -ne 0 ] && ! grep -q "^$run: not ok" "$tap"; then
 		echo "not ok - $run: the guest run ended with rc $guest_rc without a failing test (see $log)" |
@@ -276,7 +290,7 @@ run_kunit() { # kernel build
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/pktring-test.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-logs=()
+logs=() times=()
 for flavour in "${flavours[@]}"; do
 	case "$flavour" in
 	base) run_guest base "$kdir" "$TOP/rust_pktring.ko" "" "" ;;
@@ -295,6 +309,11 @@ for flavour in "${flavours[@]}"; do
 	esac
 done
 
+# What a CI log's last lines should say: how long each guest run took, and
+# which tests failed.
+echo "# guest runs: ${times[*]/%/;}"
+grep -E '^([a-z]+: )?not ok ' "$tap" | head -n 10 | sed 's/^/# failed: /' || true
+cat "$tmp/ends" 2>/dev/null || true
 passed=$(grep -cE '^([a-z]+: )?ok ' "$tap" || true)
 failed=$(grep -cE '^([a-z]+: )?not ok ' "$tap" || true)
 skipped=$(grep -cE '^([a-z]+: )?ok .*# SKIP' "$tap" || true)

@@ -22,8 +22,11 @@ esac
 rc=0
 
 part() {
+	local t0
+	t0=$(date +%s)
 	echo "# ---- $*"
 	"$@" || rc=1
+	echo "# ---- $1: $(($(date +%s) - t0)) s"
 }
 
 # Leaks kmemleak finds after everything ran (the debug kernel only).
