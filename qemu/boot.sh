@@ -121,12 +121,22 @@ parse_args() {
 	mkdir -p "$(dirname "$log")"
 }
 
+# Signals a process and its descendants, children first: under --vng the
+# process started is vng, and QEMU is its child, which vng does not stop.
+kill_tree() { # pid
+	local child
+	for child in $(pgrep -P "$1" 2>/dev/null); do
+		kill_tree "$child"
+	done
+	kill "$1" 2>/dev/null
+}
+
 cleanup() {
 	local rc=$? child
 	trap - EXIT INT TERM
 	# Best effort from here on: whatever already ended must not stop it.
 	set +e
-	[ -n "$qemu_pid" ] && kill "$qemu_pid" 2>/dev/null
+	[ -n "$qemu_pid" ] && kill_tree "$qemu_pid"
 	if [ -n "$ctl_pid" ]; then
 		kill "$ctl_pid" 2>/dev/null
 		# A pktgen run the server was waiting for.
@@ -355,7 +365,7 @@ wait_qemu() {
 		fi
 		sleep 0.25
 	done
-	kill "$qemu_pid" 2>/dev/null || true
+	kill_tree "$qemu_pid" || true
 	QEMU_RC=0
 	wait "$qemu_pid" || QEMU_RC=$?
 	qemu_pid=
