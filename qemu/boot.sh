@@ -6,7 +6,7 @@
 #	qemu/boot.sh --kernel BZIMAGE (--initramfs CPIO | --vng 'command' | --shell)
 #		[--log FILE] [--timeout SECONDS] [--smp N] [--mem SIZE]
 #		[--append 'cmdline'] [--accel tcg|kvm] [--outdir DIR] [--quiet]
-#		[-- extra qemu args]
+#		[--silence SECONDS] [-- extra qemu args]
 #
 # --vng boots the kernel with virtme-ng instead (`vng --run BZIMAGE
 # --force-9p`, from the venv scripts/setup.sh makes): the guest's root is the
@@ -38,6 +38,11 @@
 # $PKTRING_CACHE or testnet.env's PKTRING_CACHE_DEFAULT) and
 # streamed to stdout unless --quiet. Host-side lines are prefixed "[host]".
 #
+# --silence S ends the run as a timeout once user space has printed no line
+# for S seconds (the kernel's own "[  12.3]" lines do not count): a guest
+# that stalls, or a test that hangs, costs S seconds rather than all of
+# --timeout. Off by default (long benchmarks print seldom).
+#
 # Exit status: the guest's rc from its "@@PKTRING-EXIT <rc>@@" line;
 # otherwise 123 the guest never reached user space (no "pktring-init:" or
 # "vng-run:" line within $PKTRING_BOOT_TIMEOUT seconds, default 300: no
@@ -64,7 +69,7 @@ GUEST_IP6=$PKTRING_GUEST_IP6
 REQUEST_TIMEOUT=300	# one pktgen run, host side
 
 boot_timeout=${PKTRING_BOOT_TIMEOUT:-300}
-kernel= initrd= vng_cmd= shell=0 log= timeout=300 smp=4 mem=2G append= accel=${PKTRING_ACCEL:-tcg} quiet=0 outdir=
+kernel= initrd= vng_cmd= shell=0 log= timeout=300 silence=0 smp=4 mem=2G append= accel=${PKTRING_ACCEL:-tcg} quiet=0 outdir=
 extra=()
 # Set as things are created, so cleanup undoes exactly those.
 ns= tmp= qemu_pid= tee_pid= ctl_pid=
@@ -73,7 +78,7 @@ msg() { printf 'boot.sh: %s\n' "$*" >&2; }
 die() { printf 'boot.sh: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-	die "usage: $0 --kernel BZIMAGE (--initramfs CPIO | --vng CMD | --shell) [--log FILE] [--timeout S] [--smp N] [--mem SIZE] [--append CMDLINE] [--accel tcg|kvm] [--outdir DIR] [--quiet] [-- qemu args]"
+	die "usage: $0 --kernel BZIMAGE (--initramfs CPIO | --vng CMD | --shell) [--log FILE] [--timeout S] [--smp N] [--mem SIZE] [--append CMDLINE] [--accel tcg|kvm] [--outdir DIR] [--quiet] [--silence S] [-- qemu args]"
 }
 
 parse_args() {
@@ -91,6 +96,7 @@ parse_args() {
 		--accel) accel=${2-}; shift 2 || usage ;;
 		--outdir) outdir=${2-}; shift 2 || usage ;;
 		--quiet) quiet=1; shift ;;
+		--silence) silence=${2-}; shift 2 || usage ;;
 		--) shift; extra=("$@"); break ;;
 		*) die "unknown argument '$1' (see the top of $0)" ;;
 		esac
@@ -104,6 +110,7 @@ parse_args() {
 		[[ $vng_cmd != *"'"* ]] || die "--vng: the command may not contain single quotes"
 	fi
 	[[ $timeout =~ ^[1-9][0-9]*$ ]] || die "--timeout $timeout: seconds expected"
+	[[ $silence =~ ^[0-9]+$ ]] || die "--silence $silence: seconds expected (0: off)"
 	[[ $smp =~ ^[1-9][0-9]*$ ]] || die "--smp $smp: a CPU count expected"
 	case "$accel" in
 	tcg | kvm) ;;
@@ -342,8 +349,8 @@ start_qemu() {
 # Wait for QEMU to end, the timeout, or a guest that reported its exit but
 # does not power off.
 wait_qemu() {
-	local start=$SECONDS seen= up=
-	TIMED_OUT=0 NO_USERSPACE=0
+	local start=$SECONDS seen= up= lines=0 n said=$SECONDS checked=$SECONDS
+	TIMED_OUT=0 NO_USERSPACE=0 SILENT=0
 	while kill -0 "$qemu_pid" 2>/dev/null; do
 		if ((SECONDS - start >= timeout)); then
 			TIMED_OUT=1
@@ -351,9 +358,20 @@ wait_qemu() {
 		fi
 		if [ -z "$up" ]; then
 			if grep -aqE '(pktring-init|vng-run): ' "$log"; then
-				up=$SECONDS
+				up=$SECONDS said=$SECONDS
 			elif ((SECONDS - start >= boot_timeout)); then
 				NO_USERSPACE=1
+				break
+			fi
+		elif ((silence > 0 && SECONDS - checked >= 5)); then
+			# Every 5 s: has the number of lines that are not the
+			# kernel's grown?
+			checked=$SECONDS
+			n=$(grep -acvE '^\[ *[0-9]+\.[0-9]+\]' "$log" || true)
+			if ((n != lines)); then
+				lines=$n said=$SECONDS
+			elif ((SECONDS - said >= silence)); then
+				SILENT=1
 				break
 			fi
 		fi
@@ -393,6 +411,9 @@ result() {
 	if [ "$NO_USERSPACE" = 1 ]; then
 		msg "error: the guest did not reach user space within ${boot_timeout}s (log: $log)"
 		return 123
+	elif [ "$SILENT" = 1 ]; then
+		msg "error: timeout: user space printed nothing for ${silence}s; stopped after ${ELAPSED}s (log: $log)"
+		return 124
 	elif [ "$TIMED_OUT" = 1 ]; then
 		msg "error: timeout: no @@PKTRING-EXIT line within ${timeout}s (log: $log)"
 		return 124
